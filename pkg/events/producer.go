@@ -1,0 +1,124 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/helmdesk/helmdesk/pkg/observability"
+	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
+)
+
+// Record is one envelope bound for a topic.
+type Record struct {
+	Topic    string
+	Envelope *eventsv1.Envelope
+}
+
+// Producer writes envelopes to Kafka and returns once every in-sync replica has them.
+type Producer struct {
+	w       *kafka.Writer
+	metrics *observability.Metrics
+	tracer  trace.Tracer
+}
+
+// NewProducer returns a producer for the brokers. Concurrent Publish calls are batched
+// together for up to batchTimeout (a few milliseconds keeps latency low).
+func NewProducer(brokers []string, batchTimeout time.Duration, m *observability.Metrics, tp trace.TracerProvider) *Producer {
+	return &Producer{
+		w: &kafka.Writer{
+			Addr:         kafka.TCP(brokers...),
+			Balancer:     &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: batchTimeout,
+			BatchSize:    1000,
+			WriteTimeout: 10 * time.Second,
+			ReadTimeout:  10 * time.Second,
+			Compression:  kafka.Lz4,
+		},
+		metrics: m,
+		tracer:  tp.Tracer("github.com/helmdesk/helmdesk/pkg/events"),
+	}
+}
+
+// Publish writes the records, each keyed by its envelope's subject, and returns when
+// all are durable or one failed.
+func (p *Producer) Publish(ctx context.Context, records ...Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	ctx, span := p.tracer.Start(ctx, "kafka publish", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", records[0].Topic), attribute.Int("messaging.batch.message_count", len(records))))
+	defer span.End()
+	msgs := make([]kafka.Message, len(records))
+	for i, r := range records {
+		value, err := proto.Marshal(r.Envelope)
+		if err != nil {
+			return fmt.Errorf("encode %s event: %w", r.Envelope.GetType(), err)
+		}
+		carrier := headerCarrier{}
+		observability.Propagator.Inject(ctx, &carrier)
+		msgs[i] = kafka.Message{Topic: r.Topic, Key: []byte(r.Envelope.GetSubject()), Value: value, Headers: carrier.headers}
+	}
+	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		for _, r := range records {
+			p.metrics.KafkaProduceErrors.WithLabelValues(r.Topic).Inc()
+		}
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
+		return fmt.Errorf("publish %d records to %s: %w", len(records), records[0].Topic, err)
+	}
+	for _, r := range records {
+		p.metrics.KafkaProduced.WithLabelValues(r.Topic).Inc()
+	}
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (p *Producer) Close() error {
+	if err := p.w.Close(); err != nil {
+		return fmt.Errorf("close kafka writer: %w", err)
+	}
+	return nil
+}
+
+// headerCarrier adapts Kafka headers to the OpenTelemetry propagator.
+type headerCarrier struct{ headers []kafka.Header }
+
+func (c *headerCarrier) Get(key string) string {
+	for _, h := range c.headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func (c *headerCarrier) Set(key, value string) {
+	for i, h := range c.headers {
+		if h.Key == key {
+			c.headers[i].Value = []byte(value)
+			return
+		}
+	}
+	c.headers = append(c.headers, kafka.Header{Key: key, Value: []byte(value)})
+}
+
+func (c *headerCarrier) Keys() []string {
+	keys := make([]string, len(c.headers))
+	for i, h := range c.headers {
+		keys[i] = h.Key
+	}
+	return keys
+}
+
+// ContextFrom returns ctx carrying the trace context found in msg's headers.
+func ContextFrom(ctx context.Context, msg kafka.Message) context.Context {
+	return observability.Propagator.Extract(ctx, &headerCarrier{headers: msg.Headers})
+}

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/helmdesk/helmdesk/pkg/observability"
+)
+
+// Config says where MongoDB is.
+type Config struct {
+	URI         string
+	Database    string
+	MaxPoolSize uint64
+}
+
+// Connect opens a client, pings it and returns the database handle.
+func Connect(ctx context.Context, cfg Config, m *observability.Metrics, tp trace.TracerProvider) (*mongo.Client, *mongo.Database, error) {
+	pool := cfg.MaxPoolSize
+	if pool == 0 {
+		pool = 100
+	}
+	m.MongoPoolMax.Set(float64(pool))
+	mon := &commandMonitor{tracer: tp.Tracer("github.com/helmdesk/helmdesk/pkg/store"), spans: map[int64]trace.Span{}}
+	opts := options.Client().ApplyURI(cfg.URI).
+		SetMaxPoolSize(pool).
+		SetServerSelectionTimeout(10 * time.Second).
+		SetPoolMonitor(poolMonitor(m)).
+		SetMonitor(&event.CommandMonitor{Started: mon.started, Succeeded: mon.succeeded, Failed: mon.failed})
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to mongodb: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx, nil); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, nil, fmt.Errorf("ping mongodb: %w", err)
+	}
+	return client, client.Database(cfg.Database), nil
+}
+
+func poolMonitor(m *observability.Metrics) *event.PoolMonitor {
+	return &event.PoolMonitor{Event: func(e *event.PoolEvent) {
+		switch e.Type {
+		case event.ConnectionCheckedOut:
+			m.MongoPoolInUse.Inc()
+		case event.ConnectionCheckedIn:
+			m.MongoPoolInUse.Dec()
+		case event.ConnectionCreated:
+			m.MongoPoolOpen.Inc()
+		case event.ConnectionClosed:
+			m.MongoPoolOpen.Dec()
+		}
+	}}
+}
+
+// commandMonitor turns driver command events into client spans.
+type commandMonitor struct {
+	tracer trace.Tracer
+	mu     sync.Mutex
+	spans  map[int64]trace.Span
+}
+
+func (c *commandMonitor) started(ctx context.Context, e *event.CommandStartedEvent) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return // only trace commands that belong to a traced operation
+	}
+	_, span := c.tracer.Start(ctx, "mongodb "+e.CommandName, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system.name", "mongodb"), attribute.String("db.namespace", e.DatabaseName), attribute.String("db.operation.name", e.CommandName)))
+	c.mu.Lock()
+	c.spans[e.RequestID] = span
+	c.mu.Unlock()
+}
+
+func (c *commandMonitor) finish(id int64, err string) {
+	c.mu.Lock()
+	span, ok := c.spans[id]
+	delete(c.spans, id)
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	if err != "" {
+		span.SetStatus(codes.Error, err)
+	}
+	span.End()
+}
+
+func (c *commandMonitor) succeeded(_ context.Context, e *event.CommandSucceededEvent) {
+	c.finish(e.RequestID, "")
+}
+
+func (c *commandMonitor) failed(_ context.Context, e *event.CommandFailedEvent) {
+	c.finish(e.RequestID, e.Failure.Error())
+}
+
+// Index is an index to create on a collection.
+type Index struct {
+	Collection string
+	Keys       bson.D
+	Unique     bool
+	Name       string
+}
+
+// EnsureIndexes creates the indexes; existing ones are kept.
+func EnsureIndexes(ctx context.Context, db *mongo.Database, indexes ...Index) error {
+	for _, ix := range indexes {
+		opts := options.Index().SetUnique(ix.Unique)
+		if ix.Name != "" {
+			opts.SetName(ix.Name)
+		}
+		if _, err := db.Collection(ix.Collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.Keys, Options: opts}); err != nil {
+			return fmt.Errorf("create index on %s %v: %w", ix.Collection, ix.Keys, err)
+		}
+	}
+	return nil
+}
+
+// IsDuplicateKey reports whether err is (or contains) a unique-index violation.
+func IsDuplicateKey(err error) bool { return mongo.IsDuplicateKeyError(err) }
+
+// ErrNotFound is returned by lookups that match nothing.
+var ErrNotFound = errors.New("not found")
+
+// NotFound maps mongo.ErrNoDocuments to ErrNotFound and passes other errors through.
+func NotFound(err error) error {
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return ErrNotFound
+	}
+	return err
+}
