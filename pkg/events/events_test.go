@@ -1,0 +1,159 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/helmdesk/helmdesk/pkg/app/apptest"
+	"github.com/helmdesk/helmdesk/pkg/events"
+	"github.com/helmdesk/helmdesk/pkg/testdeps"
+)
+
+type recorder struct {
+	mu       sync.Mutex
+	seen     map[string][]string // subject → payload values in order
+	assigned [][]int
+	failOnce bool
+	failed   bool
+	count    int
+}
+
+func (r *recorder) HandleBatch(_ context.Context, b events.Batch) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failOnce && !r.failed {
+		r.failed = true
+		return errors.New("transient failure")
+	}
+	for _, m := range b.Messages {
+		env, err := events.Unmarshal(m.Value)
+		if err != nil {
+			return err
+		}
+		var v wrapperspb.StringValue
+		if err := events.Payload(env, &v); err != nil {
+			return err
+		}
+		r.seen[env.GetSubject()] = append(r.seen[env.GetSubject()], v.GetValue())
+		r.count++
+	}
+	return nil
+}
+
+func (r *recorder) Assigned(_ string, partitions []int) {
+	r.mu.Lock()
+	r.assigned = append(r.assigned, partitions)
+	r.mu.Unlock()
+}
+
+func (r *recorder) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count
+}
+
+func publish(t *testing.T, p *events.Producer, from, to int) {
+	t.Helper()
+	var recs []events.Record
+	for i := from; i < to; i++ {
+		env, err := events.NewEnvelope("test", "test", fmt.Sprintf("key-%d", i%7), wrapperspb.String(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, events.Record{Topic: "t", Envelope: env})
+	}
+	if err := p.Publish(context.Background(), recs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConsumerCommitsOnlyHandledBatchesAndKeepsKeyOrder(t *testing.T) {
+	brokers := testdeps.Kafka(t)
+	rt := apptest.Runtime(t)
+	ctx := context.Background()
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "t", Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	// Creating again is not an error.
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "t", Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	p := events.NewProducer(brokers, time.Millisecond, rt.Metrics, rt.Tracer)
+	defer p.Close()
+	publish(t, p, 0, 200)
+
+	rec := &recorder{seen: map[string][]string{}, failOnce: true}
+	cctx, stop := context.WithCancel(ctx)
+	c := events.NewConsumer(events.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{"t"}}, rec, rt.Logger, rt.Metrics, rt.Tracer)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(cctx) }()
+	waitFor(t, "200 records", func() bool { return rec.total() == 200 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !rec.failed {
+		t.Fatal("the failing batch was never retried")
+	}
+	// Per key, records arrive in publish order.
+	for key, vals := range rec.seen {
+		prev := -1
+		for _, v := range vals {
+			var n int
+			fmt.Sscan(v, &n)
+			if n <= prev {
+				t.Fatalf("key %s out of order: %v", key, vals)
+			}
+			prev = n
+		}
+	}
+	if len(rec.assigned) == 0 {
+		t.Fatal("Assigned was not called")
+	}
+
+	// A new member of the same group starts after the committed offsets: only new
+	// records are handed out.
+	publish(t, p, 200, 230)
+	rec2 := &recorder{seen: map[string][]string{}}
+	cctx2, stop2 := context.WithCancel(ctx)
+	c2 := events.NewConsumer(events.ConsumerConfig{Brokers: brokers, GroupID: "g", Topics: []string{"t"}}, rec2, rt.Logger, rt.Metrics, rt.Tracer)
+	go func() { done <- c2.Run(cctx2) }()
+	waitFor(t, "30 new records", func() bool { return rec2.total() >= 30 })
+	time.Sleep(300 * time.Millisecond)
+	stop2()
+	<-done
+	if got := rec2.total(); got != 30 {
+		t.Fatalf("second member handled %d records, want exactly the 30 new ones", got)
+	}
+}
+
+func TestUnmarshalRejectsGarbage(t *testing.T) {
+	for _, v := range [][]byte{nil, []byte("garbage"), {0x0a, 0x01, 'x'}} {
+		if _, err := events.Unmarshal(v); err == nil {
+			t.Fatalf("Unmarshal(%q) accepted", v)
+		}
+	}
+}
+
+func TestStableID(t *testing.T) {
+	if events.StableID("a") != events.StableID("a") || events.StableID("a") == events.StableID("b") {
+		t.Fatal("StableID must be a function of its name")
+	}
+}

@@ -1,0 +1,165 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/helmdesk/helmdesk/pkg/app"
+	"github.com/helmdesk/helmdesk/pkg/events"
+	"github.com/helmdesk/helmdesk/pkg/observability"
+	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
+	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
+)
+
+// Source is the event source name of this service.
+const Source = "gateway"
+
+// Deps are the connections the gateway uses.
+type Deps struct {
+	Runtime  *app.Runtime
+	Mongo    *mongo.Database
+	Redis    *redis.Client
+	Producer *events.Producer
+	Sessions sessionv1.SessionServiceClient
+	Routing  routingv1.RoutingServiceClient
+}
+
+// Gateway serves the public HTTP API and the sockets.
+type Gateway struct {
+	cfg      Config
+	rt       *app.Runtime
+	log      *slog.Logger
+	identity *identity
+	hub      *hub
+	producer *events.Producer
+	sessions sessionv1.SessionServiceClient
+	routing  routingv1.RoutingServiceClient
+	metrics  *metrics
+	handler  http.Handler
+
+	mu       sync.Mutex
+	sockets  map[*socket]struct{}
+	shutting bool
+}
+
+type metrics struct {
+	wsConnections   *prometheus.GaugeVec
+	messagesIn      *prometheus.CounterVec
+	messagesOut     *prometheus.CounterVec
+	deliveryLatency *prometheus.HistogramVec
+	wsErrors        *prometheus.CounterVec
+}
+
+// New prepares the gateway.
+func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
+	id, err := newIdentity(ctx, deps.Mongo)
+	if err != nil {
+		return nil, err
+	}
+	f := promauto.With(deps.Runtime.Metrics.Registry)
+	g := &Gateway{
+		cfg: cfg, rt: deps.Runtime, log: deps.Runtime.Logger, identity: id,
+		hub: newHub(deps.Redis, deps.Runtime.Logger), producer: deps.Producer,
+		sessions: deps.Sessions, routing: deps.Routing, sockets: map[*socket]struct{}{},
+		metrics: &metrics{
+			wsConnections:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "helmdesk_gateway_websocket_connections", Help: "Open WebSockets by kind (customer, agent)."}, []string{"kind"}),
+			messagesIn:      f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_messages_in_total", Help: "Messages accepted from sockets and durable in Kafka, by sender type."}, []string{"sender"}),
+			messagesOut:     f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_messages_out_total", Help: "Live message frames written to sockets, by recipient kind."}, []string{"recipient"}),
+			deliveryLatency: f.NewHistogramVec(prometheus.HistogramOpts{Name: "helmdesk_gateway_delivery_latency_seconds", Help: "From a gateway accepting a message to a gateway writing it to the recipient's socket.", Buckets: observability.LatencyBuckets}, []string{"recipient"}),
+			wsErrors:        f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_websocket_errors_total", Help: "Error frames sent to sockets, by code."}, []string{"code"}),
+		},
+	}
+	g.handler = g.routes()
+	return g, nil
+}
+
+// Handler is the gateway's HTTP handler (API, sockets, health and metrics).
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Run runs the fan-out hub until ctx is done.
+func (g *Gateway) Run(ctx context.Context) error { return g.hub.Run(ctx) }
+
+var errShuttingDown = errors.New("gateway shutting down")
+
+func (g *Gateway) track(s *socket) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shutting {
+		return false
+	}
+	g.sockets[s] = struct{}{}
+	return true
+}
+
+func (g *Gateway) untrack(s *socket) {
+	g.mu.Lock()
+	delete(g.sockets, s)
+	g.mu.Unlock()
+}
+
+// CloseSockets ends every socket with a close frame that tells the client to
+// reconnect and resume (hijacked connections are not closed by http.Server.Shutdown).
+func (g *Gateway) CloseSockets() {
+	g.mu.Lock()
+	g.shutting = true
+	list := make([]*socket, 0, len(g.sockets))
+	for s := range g.sockets {
+		list = append(list, s)
+	}
+	g.mu.Unlock()
+	for _, s := range list {
+		s.cancel(errShuttingDown)
+	}
+}
+
+// statusRecorder captures the response status for metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// instrument records latency by route pattern and traces the request.
+func (g *Gateway) instrument(mux *http.ServeMux) http.Handler {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		mux.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusSwitchingProtocols // hijacked by a WebSocket
+		}
+		g.rt.Metrics.HTTPRequestDuration.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+	})
+	return otelhttp.NewHandler(h, "http", otelhttp.WithTracerProvider(g.rt.Tracer), otelhttp.WithPropagators(observability.Propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+}

@@ -1,0 +1,313 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/helmdesk/helmdesk/pkg/auth"
+	"github.com/helmdesk/helmdesk/pkg/fault"
+	"github.com/helmdesk/helmdesk/pkg/store"
+)
+
+// Collections owned by the gateway.
+const (
+	collOrganizations = "organizations"
+	collUsers         = "users"
+	collTokens        = "tokens"
+)
+
+// orgID is the id of the single organisation of an installation.
+const orgID = "default"
+
+// Organization is the installation's tenant.
+type Organization struct {
+	ID        string    `bson:"_id" json:"id"`
+	Name      string    `bson:"name" json:"name"`
+	CreatedAt time.Time `bson:"created_at" json:"created_at"`
+}
+
+// User is a person who signs in to the console.
+type User struct {
+	ID           string    `bson:"_id" json:"id"`
+	Email        string    `bson:"email" json:"email"`
+	Name         string    `bson:"name" json:"name"`
+	Role         auth.Role `bson:"role" json:"role"`
+	PasswordHash string    `bson:"password_hash" json:"-"`
+	MaxSessions  int       `bson:"max_sessions" json:"max_sessions"`
+	Groups       []string  `bson:"groups" json:"groups"`
+	Disabled     bool      `bson:"disabled" json:"disabled"`
+	CreatedAt    time.Time `bson:"created_at" json:"created_at"`
+}
+
+// tokenKind tells user tokens from customer tokens.
+type tokenKind string
+
+const (
+	tokenUser     tokenKind = "user"
+	tokenCustomer tokenKind = "customer"
+)
+
+// tokenDoc is a bearer token's stored form: only its digest is kept.
+type tokenDoc struct {
+	Digest    string    `bson:"_id"`
+	Kind      tokenKind `bson:"kind"`
+	Subject   string    `bson:"subject"` // user id, or session id for a customer
+	Role      auth.Role `bson:"role,omitempty"`
+	CreatedAt time.Time `bson:"created_at"`
+	ExpiresAt time.Time `bson:"expires_at"`
+}
+
+// Principal is who is making a request.
+type Principal struct {
+	Kind      tokenKind
+	UserID    string
+	Role      auth.Role
+	SessionID string // customers: the one session the token opens
+	expires   time.Time
+}
+
+type identity struct {
+	orgs   *mongo.Collection
+	users  *mongo.Collection
+	tokens *mongo.Collection
+
+	mu    sync.Mutex
+	cache map[string]Principal // token digest → principal, for cacheTTL
+}
+
+// cacheTTL bounds how long a token stays usable in one gateway after it is revoked.
+const cacheTTL = 5 * time.Second
+
+func newIdentity(ctx context.Context, db *mongo.Database) (*identity, error) {
+	err := store.EnsureIndexes(ctx, db,
+		store.Index{Collection: collUsers, Keys: bson.D{{Key: "email", Value: 1}}, Unique: true},
+		store.Index{Collection: collTokens, Keys: bson.D{{Key: "subject", Value: 1}}},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("prepare identity storage: %w", err)
+	}
+	return &identity{orgs: db.Collection(collOrganizations), users: db.Collection(collUsers), tokens: db.Collection(collTokens), cache: map[string]Principal{}}, nil
+}
+
+// normalizeEmail validates and lower-cases an address.
+func normalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || len(s) > 254 {
+		return "", fault.Invalid("email", "invalid_email", "%q is not a valid email address", s)
+	}
+	return strings.ToLower(s), nil
+}
+
+func validateName(field, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len([]rune(s)) > 100 {
+		return "", fault.Invalid(field, "invalid_name", "%s must be 1-100 characters", field)
+	}
+	if strings.ContainsAny(s, "\x00\r\n<>") {
+		return "", fault.Invalid(field, "invalid_name", "%s must not contain control characters or < >", field)
+	}
+	return s, nil
+}
+
+// setup creates the organisation and its first admin; it fails with Conflict once done.
+func (id *identity) setup(ctx context.Context, orgName string, admin User, password string) (Organization, User, error) {
+	org := Organization{ID: orgID, Name: orgName, CreatedAt: time.Now().UTC()}
+	if n, err := id.orgs.CountDocuments(ctx, bson.M{"_id": orgID}); err != nil {
+		return Organization{}, User{}, fmt.Errorf("check setup state: %w", err)
+	} else if n > 0 {
+		return Organization{}, User{}, errSetupDone
+	}
+	user, err := id.createUser(ctx, admin, password)
+	if err != nil {
+		return Organization{}, User{}, err
+	}
+	if _, err := id.orgs.InsertOne(ctx, org); err != nil {
+		// A concurrent setup won the race: undo our admin.
+		_, _ = id.users.DeleteOne(context.WithoutCancel(ctx), bson.M{"_id": user.ID})
+		if store.IsDuplicateKey(err) {
+			return Organization{}, User{}, errSetupDone
+		}
+		return Organization{}, User{}, fmt.Errorf("create organization: %w", err)
+	}
+	return org, user, nil
+}
+
+var errSetupDone = fault.New(fault.Conflict, "setup_already_done", "this installation is already set up; sign in instead")
+
+func (id *identity) organization(ctx context.Context) (Organization, bool, error) {
+	var org Organization
+	err := id.orgs.FindOne(ctx, bson.M{"_id": orgID}).Decode(&org)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Organization{}, false, nil
+	}
+	if err != nil {
+		return Organization{}, false, fmt.Errorf("load organization: %w", err)
+	}
+	return org, true, nil
+}
+
+func (id *identity) createUser(ctx context.Context, u User, password string) (User, error) {
+	if msg := auth.CheckPasswordPolicy(password); msg != "" {
+		return User{}, fault.Invalid("password", "weak_password", "%s", msg)
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return User{}, err
+	}
+	uid, err := uuid.NewV7()
+	if err != nil {
+		return User{}, fmt.Errorf("generate user id: %w", err)
+	}
+	u.ID, u.PasswordHash, u.CreatedAt = uid.String(), hash, time.Now().UTC()
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	if _, err := id.users.InsertOne(ctx, u); err != nil {
+		if store.IsDuplicateKey(err) {
+			return User{}, &fault.Error{Kind: fault.Conflict, Code: "email_taken", Field: "email", Message: "a user with email " + u.Email + " already exists"}
+		}
+		return User{}, fmt.Errorf("insert user: %w", err)
+	}
+	return u, nil
+}
+
+func (id *identity) deleteUser(ctx context.Context, userID string) error {
+	_, err := id.users.DeleteOne(ctx, bson.M{"_id": userID})
+	return err
+}
+
+func (id *identity) userByEmail(ctx context.Context, email string) (User, error) {
+	var u User
+	if err := id.users.FindOne(ctx, bson.M{"email": email}).Decode(&u); err != nil {
+		return User{}, fmt.Errorf("load user by email: %w", store.NotFound(err))
+	}
+	return u, nil
+}
+
+func (id *identity) userByID(ctx context.Context, userID string) (User, error) {
+	var u User
+	if err := id.users.FindOne(ctx, bson.M{"_id": userID}).Decode(&u); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return User{}, fault.New(fault.NotFound, "user_not_found", "user %s does not exist", userID)
+		}
+		return User{}, fmt.Errorf("load user %s: %w", userID, err)
+	}
+	return u, nil
+}
+
+func (id *identity) listUsers(ctx context.Context, role auth.Role) ([]User, error) {
+	q := bson.M{}
+	if role != "" {
+		q["role"] = role
+	}
+	cur, err := id.users.Find(ctx, q, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}}).SetLimit(5000))
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	var out []User
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
+
+// issue creates a token for subject and returns its plain form (shown once).
+func (id *identity) issue(ctx context.Context, kind tokenKind, subject string, role auth.Role, ttl time.Duration) (string, time.Time, error) {
+	prefix := auth.PrefixUserToken
+	if kind == tokenCustomer {
+		prefix = auth.PrefixCustomerToken
+	}
+	plain, digest, err := auth.NewToken(prefix)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := time.Now().UTC()
+	doc := tokenDoc{Digest: digest, Kind: kind, Subject: subject, Role: role, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	if _, err := id.tokens.InsertOne(ctx, doc); err != nil {
+		return "", time.Time{}, fmt.Errorf("store token: %w", err)
+	}
+	return plain, doc.ExpiresAt, nil
+}
+
+var errBadToken = fault.New(fault.Unauthenticated, "invalid_token", "the bearer token is missing, malformed, expired or revoked")
+
+// authenticate resolves a bearer token to its principal.
+func (id *identity) authenticate(ctx context.Context, token string) (Principal, error) {
+	var prefix string
+	switch {
+	case strings.HasPrefix(token, auth.PrefixUserToken):
+		prefix = auth.PrefixUserToken
+	case strings.HasPrefix(token, auth.PrefixCustomerToken):
+		prefix = auth.PrefixCustomerToken
+	default:
+		return Principal{}, errBadToken
+	}
+	if !auth.WellFormed(token, prefix) {
+		return Principal{}, errBadToken
+	}
+	digest := auth.Digest(token)
+	now := time.Now()
+	id.mu.Lock()
+	p, ok := id.cache[digest]
+	id.mu.Unlock()
+	if ok && now.Before(p.expires) {
+		return p, nil
+	}
+	var doc tokenDoc
+	if err := id.tokens.FindOne(ctx, bson.M{"_id": digest}).Decode(&doc); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return Principal{}, errBadToken
+		}
+		return Principal{}, fmt.Errorf("look up token: %w", err)
+	}
+	if !now.Before(doc.ExpiresAt) {
+		return Principal{}, errBadToken
+	}
+	p = Principal{Kind: doc.Kind, Role: doc.Role, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt)}
+	if doc.Kind == tokenCustomer {
+		p.SessionID = doc.Subject
+	} else {
+		p.UserID = doc.Subject
+	}
+	id.mu.Lock()
+	if len(id.cache) > 100_000 {
+		for k, v := range id.cache {
+			if now.After(v.expires) {
+				delete(id.cache, k)
+			}
+		}
+	}
+	id.cache[digest] = p
+	id.mu.Unlock()
+	return p, nil
+}
+
+// revoke deletes a token.
+func (id *identity) revoke(ctx context.Context, token string) error {
+	digest := auth.Digest(token)
+	if _, err := id.tokens.DeleteOne(ctx, bson.M{"_id": digest}); err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	id.mu.Lock()
+	delete(id.cache, digest)
+	id.mu.Unlock()
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

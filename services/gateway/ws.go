@@ -1,0 +1,527 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/helmdesk/helmdesk/pkg/events"
+	"github.com/helmdesk/helmdesk/pkg/fault"
+	"github.com/helmdesk/helmdesk/pkg/frames"
+	"github.com/helmdesk/helmdesk/pkg/logkey"
+	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
+	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
+	"github.com/helmdesk/helmdesk/services/session"
+)
+
+const (
+	// readLimit is the largest frame read; bigger ones close the socket (1009). Frames
+	// up to it whose text exceeds frames.MaxTextBytes get an error frame instead.
+	readLimit = 256 << 10
+	// replayLimit is the most messages a resume replays over the socket; beyond it the
+	// client is told to fetch history over REST.
+	replayLimit = 1000
+	pingEvery   = 30 * time.Second
+	writeWait   = 10 * time.Second
+)
+
+type itemKind uint8
+
+const (
+	itemRaw    itemKind = iota // a complete frame to write as is
+	itemFanout                 // a fan-out payload from the hub
+	itemResume                 // replay a session after lastSeq
+)
+
+type outItem struct {
+	kind    itemKind
+	payload []byte
+	sid     string
+	lastSeq int64
+}
+
+// socket is one customer or agent WebSocket.
+type socket struct {
+	g      *Gateway
+	conn   *websocket.Conn
+	p      Principal
+	agent  bool
+	out    chan outItem
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	allowed map[string]bool // agent: sessions this agent may use
+
+	// Owned by the writer goroutine.
+	lastSent map[string]int64 // per session: highest seq written; absent = not yet known
+	parked   map[string]bool  // per session: gap too large, waiting for a resume
+}
+
+var errSlowConsumer = errors.New("socket send queue full")
+
+// deliver is called by the hub; it never blocks. A socket too slow to keep up is
+// closed with a resume hint: its client reconnects and resumes from its last seq.
+func (s *socket) deliver(_ string, payload []byte) {
+	select {
+	case s.out <- outItem{kind: itemFanout, payload: payload}:
+	default:
+		s.cancel(errSlowConsumer)
+	}
+}
+
+func (s *socket) enqueue(it outItem) {
+	select {
+	case s.out <- it:
+	case <-s.ctx.Done():
+	}
+}
+
+func (s *socket) sendFrame(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	s.enqueue(outItem{kind: itemRaw, payload: b})
+}
+
+func (s *socket) sendError(code, msg, clientMsgID, sid string) {
+	s.g.metrics.wsErrors.WithLabelValues(code).Inc()
+	s.sendFrame(frames.Error{Type: frames.TypeError, Code: code, Message: msg, ClientMsgID: clientMsgID, SessionID: sid})
+}
+
+func (s *socket) kind() string {
+	if s.agent {
+		return "agent"
+	}
+	return "customer"
+}
+
+// serveSocket upgrades and runs a socket until either side ends it.
+func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principal, agent bool) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Sockets authenticate with a bearer token, never a cookie, so a foreign
+		// origin cannot ride on a user's session: embedding sites are allowed.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		return // Accept has written the HTTP error
+	}
+	conn.SetReadLimit(readLimit)
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	queue := 64
+	if agent {
+		queue = 512
+	}
+	s := &socket{g: g, conn: conn, p: p, agent: agent, out: make(chan outItem, queue), ctx: ctx, cancel: cancel,
+		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}}
+	if !g.track(s) {
+		_ = conn.Close(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is shutting down"}`)
+		return
+	}
+	defer g.untrack(s)
+	conns := g.metrics.wsConnections.WithLabelValues(s.kind())
+	conns.Inc()
+	defer conns.Dec()
+
+	var channel string
+	if agent {
+		channel = frames.AgentChannel(p.UserID)
+	} else {
+		channel = frames.SessionChannel(p.SessionID)
+	}
+	if err := g.hub.subscribe(ctx, channel, s); err != nil {
+		g.log.WarnContext(ctx, "subscribe socket", slog.Any(logkey.Error, err))
+		_ = conn.Close(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"fan-out unavailable"}`)
+		return
+	}
+	defer g.hub.unsubscribe(channel, s)
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+	s.greet()
+	s.readLoop()
+	cancel(nil)
+	<-writerDone
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errSlowConsumer):
+		_ = conn.Close(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"too slow to keep up, resume"}`)
+	case errors.Is(cause, errShuttingDown):
+		_ = conn.Close(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is restarting, resume"}`)
+	default:
+		_ = conn.CloseNow()
+	}
+}
+
+// greet tells a new socket where its sessions stand.
+func (s *socket) greet() {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	if !s.agent {
+		res, err := s.g.sessions.GetSession(ctx, &sessionv1.GetSessionRequest{SessionId: s.p.SessionID})
+		if err != nil {
+			s.sendError("unavailable", "could not load the session; it is still open, resume later", "", s.p.SessionID)
+			return
+		}
+		s.sendFrame(sessionFrame(res.GetSession()))
+		return
+	}
+	res, err := s.g.sessions.ListSessions(ctx, &sessionv1.ListSessionsRequest{AgentId: s.p.UserID, Status: sessionv1.Status_STATUS_ASSIGNED, Limit: 500})
+	if err != nil {
+		s.sendError("unavailable", "could not list your sessions; resume later", "", "")
+		return
+	}
+	for _, sess := range res.GetSessions() {
+		s.mu.Lock()
+		s.allowed[sess.GetId()] = true
+		s.mu.Unlock()
+		s.sendFrame(sessionFrame(sess))
+	}
+}
+
+func sessionFrame(sess *sessionv1.Session) frames.Session {
+	return frames.Session{Type: frames.TypeSession, SessionID: sess.GetId(), Status: session.StatusName(sess.GetStatus()), AgentID: sess.GetAgentId()}
+}
+
+func (s *socket) readLoop() {
+	for {
+		typ, data, err := s.conn.Read(s.ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			s.sendError("binary_not_supported", "send frames as JSON text", "", "")
+			continue
+		}
+		var f frames.Client
+		if err := json.Unmarshal(data, &f); err != nil {
+			s.sendError("invalid_json", "the frame is not a valid JSON object", "", "")
+			continue
+		}
+		switch f.Type {
+		case frames.TypeMessage:
+			s.handleSend(f)
+		case frames.TypeResume:
+			s.handleResume(f)
+		case "":
+			s.sendError("missing_type", `the frame has no "type"`, f.ClientMsgID, f.SessionID)
+		default:
+			s.sendError("unknown_type", "unknown frame type "+truncate(f.Type, 32)+`; use "message" or "resume"`, f.ClientMsgID, f.SessionID)
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// target resolves and authorises the session a frame is about.
+func (s *socket) target(f frames.Client) (string, error) {
+	if !s.agent {
+		if f.SessionID != "" && f.SessionID != s.p.SessionID {
+			return "", fault.New(fault.PermissionDenied, "forbidden_session", "this socket belongs to another session")
+		}
+		return s.p.SessionID, nil
+	}
+	if f.SessionID == "" {
+		return "", fault.Invalid("session_id", "session_required", "agents must say which session a frame is for (session_id)")
+	}
+	if len(f.SessionID) > 64 {
+		return "", fault.New(fault.PermissionDenied, "forbidden_session", "you are not assigned to this session")
+	}
+	s.mu.Lock()
+	ok := s.allowed[f.SessionID]
+	s.mu.Unlock()
+	if ok {
+		return f.SessionID, nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	res, err := s.g.sessions.GetSession(ctx, &sessionv1.GetSessionRequest{SessionId: f.SessionID})
+	if err != nil {
+		if fault.Is(err, fault.NotFound) || fault.Is(err, fault.InvalidArgument) {
+			return "", fault.New(fault.PermissionDenied, "forbidden_session", "you are not assigned to this session")
+		}
+		return "", err
+	}
+	if res.GetSession().GetAgentId() != s.p.UserID || res.GetSession().GetStatus() != sessionv1.Status_STATUS_ASSIGNED {
+		return "", fault.New(fault.PermissionDenied, "forbidden_session", "you are not assigned to this session")
+	}
+	s.mu.Lock()
+	s.allowed[f.SessionID] = true
+	s.mu.Unlock()
+	return f.SessionID, nil
+}
+
+func validClientMsgID(id string) bool {
+	if id == "" || len(id) > frames.MaxClientMsgIDBytes || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *socket) handleSend(f frames.Client) {
+	if !validClientMsgID(f.ClientMsgID) {
+		s.sendError("invalid_client_msg_id", "client_msg_id is required: 1-128 printable characters, unique per message", "", f.SessionID)
+		return
+	}
+	sid, err := s.target(f)
+	if err != nil {
+		fe := fault.As(err)
+		s.sendError(fe.Code, fe.Message, f.ClientMsgID, f.SessionID)
+		return
+	}
+	switch {
+	case strings.TrimSpace(f.Text) == "":
+		s.sendError("empty_text", "the message text is empty", f.ClientMsgID, sid)
+		return
+	case len(f.Text) > frames.MaxTextBytes:
+		s.sendError("text_too_large", "the message text is larger than 16 KiB; split it", f.ClientMsgID, sid)
+		return
+	case !utf8.ValidString(f.Text):
+		s.sendError("invalid_text", "the message text is not valid UTF-8", f.ClientMsgID, sid)
+		return
+	}
+	sender := &eventsv1.Sender{Type: frames.SenderCustomer, Id: s.p.SessionID}
+	if s.agent {
+		sender = &eventsv1.Sender{Type: frames.SenderAgent, Id: s.p.UserID}
+	}
+	now := time.Now()
+	env, err := events.NewEnvelope(events.TypeInboundMessage, Source, sid, &eventsv1.InboundMessage{
+		SessionId: sid, ClientMsgId: f.ClientMsgID, Sender: sender, Text: f.Text, ReceivedAt: timestamppb.New(now), GatewayId: s.g.rt.Instance,
+	})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, writeWait)
+		err = s.g.producer.Publish(ctx, events.Record{Topic: events.TopicInbound, Envelope: env})
+		cancel()
+	}
+	if err != nil {
+		s.g.log.WarnContext(s.ctx, "accept message", slog.String(logkey.SessionID, sid), slog.Any(logkey.Error, err))
+		s.sendError("unavailable", "the message was not accepted; send it again with the same client_msg_id", f.ClientMsgID, sid)
+		return
+	}
+	s.g.metrics.messagesIn.WithLabelValues(sender.GetType()).Inc()
+	ack := frames.Ack{Type: frames.TypeAck, ClientMsgID: f.ClientMsgID}
+	if s.agent {
+		ack.SessionID = sid
+	}
+	s.sendFrame(ack)
+}
+
+func (s *socket) handleResume(f frames.Client) {
+	if f.LastSeq == nil || *f.LastSeq < 0 {
+		s.sendError("invalid_last_seq", "resume needs last_seq: the highest seq the client has (0 for none)", "", f.SessionID)
+		return
+	}
+	sid, err := s.target(f)
+	if err != nil {
+		fe := fault.As(err)
+		s.sendError(fe.Code, fe.Message, "", f.SessionID)
+		return
+	}
+	s.enqueue(outItem{kind: itemResume, sid: sid, lastSeq: *f.LastSeq})
+}
+
+// writeLoop is the only writer of the socket.
+func (s *socket) writeLoop() {
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-ping.C:
+			ctx, cancel := context.WithTimeout(s.ctx, writeWait)
+			err := s.conn.Ping(ctx)
+			cancel()
+			if err != nil {
+				s.cancel(err)
+				return
+			}
+		case it := <-s.out:
+			if err := s.write(it); err != nil {
+				s.cancel(err)
+				return
+			}
+		}
+	}
+}
+
+func (s *socket) writeRaw(b []byte) error {
+	ctx, cancel := context.WithTimeout(s.ctx, writeWait)
+	defer cancel()
+	return s.conn.Write(ctx, websocket.MessageText, b)
+}
+
+// head is the part of a fan-out frame the writer routes on.
+type head struct {
+	Type      string `json:"type"`
+	SessionID string `json:"session_id"`
+	Seq       int64  `json:"seq"`
+	Status    string `json:"status"`
+	AgentID   string `json:"agent_id"`
+}
+
+func (s *socket) write(it outItem) error {
+	switch it.kind {
+	case itemRaw:
+		return s.writeRaw(it.payload)
+	case itemResume:
+		delete(s.parked, it.sid)
+		delete(s.lastSent, it.sid)
+		return s.replay(it.sid, it.lastSeq, 0, true)
+	}
+	acceptedAt, body, err := frames.Decode(it.payload)
+	if err != nil {
+		return nil
+	}
+	var h head
+	if err := json.Unmarshal(body, &h); err != nil {
+		return nil
+	}
+	switch h.Type {
+	case frames.TypeSession:
+		return s.writeSessionFrame(h, body)
+	case frames.TypeMessage:
+		if s.agent {
+			s.mu.Lock()
+			ok := s.allowed[h.SessionID]
+			s.mu.Unlock()
+			if !ok {
+				return nil
+			}
+		}
+		if s.parked[h.SessionID] {
+			return nil
+		}
+		last, known := s.lastSent[h.SessionID]
+		if known && h.Seq <= last {
+			return nil // already delivered (a replay, or a repeat after a crash)
+		}
+		if known && h.Seq > last+1 {
+			if err := s.replay(h.SessionID, last, h.Seq-1, false); err != nil {
+				return err
+			}
+			if s.parked[h.SessionID] {
+				return nil
+			}
+		}
+		if err := s.writeRaw(body); err != nil {
+			return err
+		}
+		s.lastSent[h.SessionID] = h.Seq
+		s.g.metrics.messagesOut.WithLabelValues(s.kind()).Inc()
+		if !acceptedAt.IsZero() {
+			s.g.metrics.deliveryLatency.WithLabelValues(s.kind()).Observe(time.Since(acceptedAt).Seconds())
+		}
+		return nil
+	default:
+		return s.writeRaw(body)
+	}
+}
+
+func (s *socket) writeSessionFrame(h head, body []byte) error {
+	newlyMine := false
+	if s.agent {
+		s.mu.Lock()
+		mine := h.AgentID == s.p.UserID && h.Status == frames.StatusAssigned
+		newlyMine = mine && !s.allowed[h.SessionID]
+		if mine {
+			s.allowed[h.SessionID] = true
+		} else if h.AgentID != s.p.UserID || h.Status == frames.StatusClosed {
+			delete(s.allowed, h.SessionID)
+		}
+		s.mu.Unlock()
+	}
+	if err := s.writeRaw(body); err != nil {
+		return err
+	}
+	if newlyMine {
+		// A session just assigned to this agent: bring them the conversation so far.
+		if _, known := s.lastSent[h.SessionID]; !known {
+			return s.replay(h.SessionID, 0, 0, false)
+		}
+	}
+	return nil
+}
+
+// replay writes the session's messages after afterSeq (up to upTo when > 0). A resume
+// ends with a "resumed" frame; a replay larger than replayLimit parks the session
+// until the client has fetched history and resumes again.
+func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool) error {
+	next := afterSeq
+	sent := 0
+	for {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		res, err := s.g.sessions.ListMessages(ctx, &sessionv1.ListMessagesRequest{SessionId: sid, AfterSeq: next, Limit: 200})
+		cancel()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return s.ctx.Err()
+			}
+			s.sendErrorNow("resync_required", "history could not be loaded; send resume with your last seq", sid)
+			s.parked[sid] = true
+			return nil
+		}
+		for _, m := range res.GetMessages() {
+			if upTo > 0 && m.GetSeq() > upTo {
+				break
+			}
+			if sent == replayLimit {
+				s.parked[sid] = true
+				return s.writeJSON(frames.Resumed{Type: frames.TypeResumed, SessionID: sid, LastSeq: next, History: true})
+			}
+			b, err := json.Marshal(session.FrameFromProto(m))
+			if err != nil {
+				return err
+			}
+			if err := s.writeRaw(b); err != nil {
+				return err
+			}
+			next = m.GetSeq()
+			sent++
+		}
+		if !res.GetMore() || (upTo > 0 && next >= upTo) || len(res.GetMessages()) == 0 {
+			break
+		}
+	}
+	s.lastSent[sid] = next
+	if isResume {
+		return s.writeJSON(frames.Resumed{Type: frames.TypeResumed, SessionID: sid, LastSeq: next})
+	}
+	return nil
+}
+
+func (s *socket) writeJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.writeRaw(b)
+}
+
+// sendErrorNow writes an error frame from the writer goroutine itself.
+func (s *socket) sendErrorNow(code, msg, sid string) {
+	s.g.metrics.wsErrors.WithLabelValues(code).Inc()
+	_ = s.writeJSON(frames.Error{Type: frames.TypeError, Code: code, Message: msg, SessionID: sid})
+}

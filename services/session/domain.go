@@ -1,0 +1,76 @@
+package session
+
+import (
+	"time"
+
+	"github.com/helmdesk/helmdesk/pkg/frames"
+)
+
+// Status of a session.
+type Status string
+
+// Session statuses.
+const (
+	StatusQueued   Status = frames.StatusQueued
+	StatusAssigned Status = frames.StatusAssigned
+	StatusClosed   Status = frames.StatusClosed
+)
+
+// Session is one conversation between a customer and the service team.
+type Session struct {
+	ID              string         `bson:"_id"`
+	CustomerID      string         `bson:"customer_id"`
+	UserID          string         `bson:"user_id"`
+	Channel         string         `bson:"channel"`
+	PageURL         string         `bson:"page_url"`
+	Profile         map[string]any `bson:"profile"`
+	Status          Status         `bson:"status"`
+	AgentID         string         `bson:"agent_id"`
+	Group           string         `bson:"group"`
+	CreatedAt       time.Time      `bson:"created_at"`
+	AssignedAt      *time.Time     `bson:"assigned_at,omitempty"`
+	FirstResponseAt *time.Time     `bson:"first_response_at,omitempty"`
+	ClosedAt        *time.Time     `bson:"closed_at,omitempty"`
+	LastSeq         int64          `bson:"-"`
+}
+
+// Customer is a person who chats; identified by the site's user id.
+type Customer struct {
+	ID           string         `bson:"_id"`
+	UserID       string         `bson:"user_id"`
+	Profile      map[string]any `bson:"profile"`
+	LastAgentID  string         `bson:"last_agent_id"`
+	SessionCount int64          `bson:"session_count"`
+	CreatedAt    time.Time      `bson:"created_at"`
+	LastSeenAt   time.Time      `bson:"last_seen_at"`
+}
+
+// Sender says who wrote a message.
+type Sender struct {
+	Type string `bson:"type"`
+	ID   string `bson:"id"`
+}
+
+// Message is a persisted chat message.
+type Message struct {
+	ID          string    `bson:"_id"` // session id + ":" + zero-padded seq
+	SessionID   string    `bson:"session_id"`
+	Seq         int64     `bson:"seq"`
+	ClientMsgID string    `bson:"client_msg_id"`
+	Sender      Sender    `bson:"sender"`
+	Text        string    `bson:"text"`
+	CreatedAt   time.Time `bson:"created_at"`
+}
+
+// Frame converts the message to its wire frame.
+func (m Message) Frame() frames.Message {
+	return frames.Message{
+		Type:        frames.TypeMessage,
+		SessionID:   m.SessionID,
+		Seq:         m.Seq,
+		ClientMsgID: m.ClientMsgID,
+		Sender:      frames.Sender{Type: m.Sender.Type, ID: m.Sender.ID},
+		Text:        m.Text,
+		CreatedAt:   m.CreatedAt,
+	}
+}

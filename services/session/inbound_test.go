@@ -1,0 +1,240 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/helmdesk/helmdesk/pkg/app/apptest"
+	"github.com/helmdesk/helmdesk/pkg/events"
+	"github.com/helmdesk/helmdesk/pkg/frames"
+	"github.com/helmdesk/helmdesk/pkg/testdeps"
+	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
+)
+
+type fixture struct {
+	svc *Service
+	rdb *redis.Client
+	db  *mongo.Database
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	uri, dbName := testdeps.Mongo(t)
+	brokers := testdeps.Kafka(t)
+	raddr := testdeps.Redis(t)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	rdb := redis.NewClient(&redis.Options{Addr: raddr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	rt := apptest.Runtime(t)
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: events.TopicEvents, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	prod := events.NewProducer(brokers, time.Millisecond, rt.Metrics, rt.Tracer)
+	t.Cleanup(func() { _ = prod.Close() })
+	db := client.Database(dbName)
+	svc, err := New(ctx, Config{ConsumerGroup: "session", StateTTL: time.Hour, RecentSize: 20}, Deps{Runtime: rt, Mongo: db, Redis: rdb, Producer: prod, Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{svc: svc, rdb: rdb, db: db}
+}
+
+// newSession stores a session directly, as CreateSession would before routing.
+func (f *fixture) newSession(t *testing.T, id, agent string) {
+	t.Helper()
+	s := Session{ID: id, CustomerID: "c-" + id, UserID: "u-" + id, Channel: "web", Profile: map[string]any{}, Status: StatusQueued, CreatedAt: time.Now().UTC()}
+	if agent != "" {
+		s.Status, s.AgentID = StatusAssigned, agent
+	}
+	if err := f.svc.repo.insertSession(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.state.create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type in struct{ sid, cmid, text string }
+
+var offset int64
+
+func batch(t *testing.T, msgs ...in) events.Batch {
+	t.Helper()
+	b := events.Batch{Topic: events.TopicInbound}
+	for _, m := range msgs {
+		env, err := events.NewEnvelope(events.TypeInboundMessage, "gateway", m.sid, &eventsv1.InboundMessage{
+			SessionId: m.sid, ClientMsgId: m.cmid, Sender: &eventsv1.Sender{Type: "customer", Id: m.sid}, Text: m.text, ReceivedAt: timestamppb.Now(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := proto.Marshal(env)
+		offset++
+		b.Messages = append(b.Messages, kafka.Message{Offset: offset, Value: v})
+	}
+	return b
+}
+
+func (f *fixture) stored(t *testing.T, sid string) []Message {
+	t.Helper()
+	msgs, err := f.svc.repo.messagesAfter(context.Background(), sid, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+func seqsAndIDs(msgs []Message) string {
+	s := ""
+	for _, m := range msgs {
+		s += fmt.Sprintf("%d:%s ", m.Seq, m.ClientMsgID)
+	}
+	return s
+}
+
+func TestHandleBatchSequencesDeduplicatesAndFansOut(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.newSession(t, "s1", "agent-1")
+	f.newSession(t, "s2", "")
+	sub := f.rdb.Subscribe(ctx, frames.SessionChannel("s1"), frames.AgentChannel("agent-1"))
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// One batch interleaving two sessions, with a repeat inside the batch.
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"s1", "a", "hi"}, in{"s2", "x", "yo"}, in{"s1", "b", "there"}, in{"s1", "a", "hi"})); err != nil {
+		t.Fatal(err)
+	}
+	// A later batch repeating an old id and adding a new one (a client retry after a
+	// lost ack, then a new message).
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"s1", "b", "there"}, in{"s1", "c", "!"})); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := seqsAndIDs(f.stored(t, "s1")), "1:a 2:b 3:c "; got != want {
+		t.Fatalf("s1 stored %q, want %q", got, want)
+	}
+	if got, want := seqsAndIDs(f.stored(t, "s2")), "1:x "; got != want {
+		t.Fatalf("s2 stored %q, want %q", got, want)
+	}
+
+	// Every message frame reaches both the session and the agent channel; repeats are
+	// fanned out again with their original seq (clients drop seqs they have).
+	seen := map[string][]int64{}
+	deadline := time.After(5 * time.Second)
+	for len(seen[frames.SessionChannel("s1")]) < 5 || len(seen[frames.AgentChannel("agent-1")]) < 5 {
+		select {
+		case m := <-sub.Channel():
+			_, body, err := frames.Decode([]byte(m.Payload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fr frames.Message
+			if err := json.Unmarshal(body, &fr); err != nil {
+				t.Fatal(err)
+			}
+			seen[m.Channel] = append(seen[m.Channel], fr.Seq)
+		case <-deadline:
+			t.Fatalf("fan-out incomplete: %v", seen)
+		}
+	}
+	if got := fmt.Sprint(seen[frames.SessionChannel("s1")]); got != "[1 2 1 2 3]" {
+		t.Fatalf("session channel seqs %s", got)
+	}
+
+	// History is served from the recent buffer and from MongoDB alike.
+	msgs, more, err := f.svc.ListMessages(ctx, "s1", 1, 10)
+	if err != nil || more || len(msgs) != 2 || msgs[0].Seq != 2 || msgs[1].Text != "!" {
+		t.Fatalf("ListMessages = %+v more=%v err=%v", msgs, more, err)
+	}
+	if err := f.rdb.Del(ctx, recentKey("s1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err = f.svc.ListMessages(ctx, "s1", 0, 2)
+	if err != nil || len(msgs) != 2 || msgs[1].Seq != 2 {
+		t.Fatalf("ListMessages from storage = %+v err=%v", msgs, err)
+	}
+}
+
+func TestHandleBatchRecoversLostState(t *testing.T) {
+	tests := []struct {
+		name  string
+		break_ func(t *testing.T, f *fixture)
+	}{
+		{"state expired from redis", func(t *testing.T, f *fixture) {
+			if err := f.rdb.Del(context.Background(), stateKey("s1"), idsKey("s1")).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"redis restored from an older snapshot", func(t *testing.T, f *fixture) {
+			ctx := context.Background()
+			if err := f.rdb.HSet(ctx, stateKey("s1"), "seq", 1).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.rdb.HDel(ctx, idsKey("s1"), "b").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			f.newSession(t, "s1", "")
+			if err := f.svc.HandleBatch(ctx, batch(t, in{"s1", "a", "1"}, in{"s1", "b", "2"})); err != nil {
+				t.Fatal(err)
+			}
+			tt.break_(t, f)
+			// A replay of b (as after a crash before the commit) and a new message c.
+			b := batch(t, in{"s1", "b", "2"}, in{"s1", "c", "3"})
+			err := f.svc.HandleBatch(ctx, b)
+			if err != nil {
+				// Stale state is detected and dropped; the consumer retries the batch.
+				if err = f.svc.HandleBatch(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, want := seqsAndIDs(f.stored(t, "s1")), "1:a 2:b 3:c "; got != want {
+				t.Fatalf("stored %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestHandleBatchSkipsPoisonAndUnknownSessions(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.newSession(t, "s1", "")
+	b := batch(t, in{"missing", "a", "x"}, in{"s1", "a", "ok"})
+	b.Messages = append(b.Messages, kafka.Message{Offset: 99, Value: []byte("not protobuf")})
+	if err := f.svc.HandleBatch(ctx, b); err != nil {
+		t.Fatalf("poison records must not block the partition: %v", err)
+	}
+	if got := seqsAndIDs(f.stored(t, "s1")); got != "1:a " {
+		t.Fatalf("stored %q", got)
+	}
+	n, err := f.db.Collection(collMessages).CountDocuments(ctx, bson.M{"session_id": "missing"})
+	if err != nil || n != 0 {
+		t.Fatalf("messages of unknown session stored: %d %v", n, err)
+	}
+}

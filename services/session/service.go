@@ -1,0 +1,328 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/helmdesk/helmdesk/pkg/app"
+	"github.com/helmdesk/helmdesk/pkg/events"
+	"github.com/helmdesk/helmdesk/pkg/fault"
+	"github.com/helmdesk/helmdesk/pkg/frames"
+	"github.com/helmdesk/helmdesk/pkg/logkey"
+	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
+	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
+)
+
+// Source is the event source name of this service.
+const Source = "session"
+
+// Deps are the connections the service uses.
+type Deps struct {
+	Runtime  *app.Runtime
+	Mongo    *mongo.Database
+	Redis    *redis.Client
+	Producer *events.Producer
+	Routing  routingv1.RoutingServiceClient
+	Brokers  []string
+}
+
+// Service is the session service.
+type Service struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	repo    *repo
+	state   *stateStore
+	metrics *metrics
+}
+
+type metrics struct {
+	created    prometheus.Counter
+	persisted  *prometheus.CounterVec
+	duplicates prometheus.Counter
+	active     prometheus.Gauge
+	batchSize  prometheus.Histogram
+}
+
+// New prepares the service: indexes, Redis scripts, metrics.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
+	r, err := newRepo(ctx, deps.Mongo)
+	if err != nil {
+		return nil, fmt.Errorf("prepare session storage: %w", err)
+	}
+	f := promauto.With(deps.Runtime.Metrics.Registry)
+	m := &metrics{
+		created:    f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_session_sessions_created_total", Help: "Sessions created."}),
+		persisted:  f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_session_messages_persisted_total", Help: "Messages given a seq and persisted, by sender type."}, []string{"sender"}),
+		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_session_messages_duplicate_total", Help: "Inbound messages recognised as repeats of an earlier client_msg_id."}),
+		active:     f.NewGauge(prometheus.GaugeOpts{Name: "helmdesk_session_active_sessions", Help: "Sessions not yet closed (queued or assigned), cluster-wide."}),
+		batchSize:  f.NewHistogram(prometheus.HistogramOpts{Name: "helmdesk_session_inbound_batch_size", Help: "Messages per persisted inbound batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
+	}
+	return &Service{
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Runtime.Logger,
+		repo:    r,
+		state:   &stateStore{rdb: deps.Redis, ttl: cfg.StateTTL, recentSize: cfg.RecentSize},
+		metrics: m,
+	}, nil
+}
+
+// Run consumes the inbound and routing topics until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	rt := s.deps.Runtime
+	inbound := events.NewConsumer(events.ConsumerConfig{Brokers: s.deps.Brokers, GroupID: s.cfg.ConsumerGroup, Topics: []string{events.TopicInbound}}, s, s.log, rt.Metrics, rt.Tracer)
+	routed := events.NewConsumer(events.ConsumerConfig{Brokers: s.deps.Brokers, GroupID: s.cfg.ConsumerGroup + "-routing", Topics: []string{events.TopicRouting}}, events.HandlerFunc(s.handleRouting), s.log, rt.Metrics, rt.Tracer)
+	return app.RunAll(ctx, inbound, routed, app.RunnerFunc(s.refreshGauges))
+}
+
+const activeSessionsKey = "hd:stats:active_sessions"
+
+// refreshGauges keeps cluster-wide gauges current.
+func (s *Service) refreshGauges(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if n, err := s.deps.Redis.Get(ctx, activeSessionsKey).Int64(); err == nil {
+			s.metrics.active.Set(float64(n))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// CreateSessionInput is what a customer starts a session with.
+type CreateSessionInput struct {
+	UserID  string
+	Channel string
+	PageURL string
+	Profile map[string]any
+}
+
+var (
+	userIDPattern     = regexp.MustCompile(`^[\p{L}\p{N}_.:@+\-]{1,128}$`)
+	profileKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+	channelPattern    = regexp.MustCompile(`^[a-z0-9_\-]{1,64}$`)
+)
+
+func validateCreate(in CreateSessionInput) error {
+	if !userIDPattern.MatchString(in.UserID) {
+		return fault.Invalid("user_id", "invalid_user_id", "user_id must be 1-128 letters, digits or _ . : @ + -")
+	}
+	if in.Channel != "" && !channelPattern.MatchString(in.Channel) {
+		return fault.Invalid("channel", "invalid_channel", "channel must be 1-64 lowercase letters, digits, _ or -")
+	}
+	if len(in.PageURL) > 2048 {
+		return fault.Invalid("page_url", "invalid_page_url", "page_url is longer than 2048 bytes")
+	}
+	if in.PageURL != "" {
+		if u, err := url.Parse(in.PageURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return fault.Invalid("page_url", "invalid_page_url", "page_url must be an http or https URL")
+		}
+	}
+	if len(in.Profile) > 64 {
+		return fault.Invalid("profile", "invalid_profile", "profile has more than 64 attributes")
+	}
+	for k := range in.Profile {
+		if !profileKeyPattern.MatchString(k) {
+			return fault.Invalid("profile", "invalid_profile", "profile attribute %q: names are letters, digits and _ (at most 64), starting with a letter or _", k)
+		}
+	}
+	return nil
+}
+
+// CreateSession starts a session and routes it.
+func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Session, error) {
+	if in.Channel == "" {
+		in.Channel = "web"
+	}
+	if err := validateCreate(in); err != nil {
+		return Session{}, err
+	}
+	now := time.Now().UTC()
+	cust, err := s.repo.upsertCustomer(ctx, in.UserID, in.Profile, now)
+	if err != nil {
+		return Session{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Session{}, fmt.Errorf("generate session id: %w", err)
+	}
+	sess := Session{ID: id.String(), CustomerID: cust.ID, UserID: in.UserID, Channel: in.Channel, PageURL: in.PageURL, Profile: in.Profile, Status: StatusQueued, CreatedAt: now}
+	if sess.Profile == nil {
+		sess.Profile = map[string]any{}
+	}
+	if err := s.repo.insertSession(ctx, sess); err != nil {
+		return Session{}, err
+	}
+	if err := s.state.create(ctx, sess); err != nil {
+		return Session{}, err
+	}
+	profile, err := structpb.NewStruct(sess.Profile)
+	if err != nil {
+		return Session{}, fault.Invalid("profile", "invalid_profile", "profile values must be JSON values: %v", err)
+	}
+	env, err := events.NewEnvelope(events.TypeChatCreated, Source, sess.ID, &eventsv1.ChatCreated{
+		SessionId: sess.ID, CustomerId: cust.ID, UserId: in.UserID, Channel: in.Channel, PageUrl: in.PageURL, Profile: profile, CreatedAt: timestamppb.New(now),
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	if err := s.deps.Producer.Publish(ctx, events.Record{Topic: events.TopicEvents, Envelope: env}); err != nil {
+		return Session{}, fmt.Errorf("publish chat_created: %w", err)
+	}
+	s.metrics.created.Inc()
+	s.deps.Redis.Incr(ctx, activeSessionsKey)
+
+	res, err := s.deps.Routing.Assign(ctx, &routingv1.AssignRequest{SessionId: sess.ID, Channel: sess.Channel, PageUrl: sess.PageURL, Profile: profile, LastAgentId: cust.LastAgentID})
+	if err != nil {
+		// Without a routing decision nobody would ever pick the session up: undo it
+		// so that the customer's retry starts cleanly.
+		s.log.ErrorContext(ctx, "route new session", slog.String(logkey.SessionID, sess.ID), slog.Any(logkey.Error, err))
+		_ = s.repo.deleteSession(context.WithoutCancel(ctx), sess.ID)
+		_ = s.state.drop(context.WithoutCancel(ctx), sess.ID)
+		s.deps.Redis.Decr(context.WithoutCancel(ctx), activeSessionsKey)
+		return Session{}, fault.New(fault.Unavailable, "routing_unavailable", "the session could not be routed, try again")
+	}
+	if res.GetAssigned() {
+		if err := s.applyAssignment(ctx, sess.ID, res.GetAgentId(), res.GetGroup(), time.Now().UTC()); err != nil {
+			return Session{}, err
+		}
+		sess.Status, sess.AgentID, sess.Group = StatusAssigned, res.GetAgentId(), res.GetGroup()
+		at := time.Now().UTC()
+		sess.AssignedAt = &at
+	} else {
+		sess.Group = res.GetGroup()
+	}
+	return sess, nil
+}
+
+// applyAssignment records that agentID now serves the session and tells everyone.
+func (s *Service) applyAssignment(ctx context.Context, sid, agentID, group string, at time.Time) error {
+	changed, err := s.repo.setAssigned(ctx, sid, agentID, group, at)
+	if err != nil {
+		return err
+	}
+	if err := s.state.setAgent(ctx, sid, agentID, StatusAssigned); err != nil {
+		return err
+	}
+	if !changed {
+		return nil // already applied (a replayed routing event)
+	}
+	sess, err := s.repo.getSession(ctx, sid)
+	if err != nil {
+		return err
+	}
+	if err := s.repo.setCustomerLastAgent(ctx, sess.CustomerID, agentID); err != nil {
+		s.log.WarnContext(ctx, "record last agent", slog.Any(logkey.Error, err))
+	}
+	env, err := events.NewEnvelope(events.TypeChatAssigned, Source, sid, &eventsv1.ChatAssigned{SessionId: sid, AgentId: agentID, Group: group, AssignedAt: timestamppb.New(at)})
+	if err != nil {
+		return err
+	}
+	if err := s.deps.Producer.Publish(ctx, events.Record{Topic: events.TopicEvents, Envelope: env}); err != nil {
+		return fmt.Errorf("publish chat_assigned: %w", err)
+	}
+	frame := frames.Session{Type: frames.TypeSession, SessionID: sid, Status: frames.StatusAssigned, AgentID: agentID}
+	return s.fanout(ctx, sid, agentID, time.Time{}, frame)
+}
+
+// fanout publishes one frame to the session's participants.
+func (s *Service) fanout(ctx context.Context, sid, agentID string, acceptedAt time.Time, frame any) error {
+	payload, err := frames.Encode(acceptedAt, frame)
+	if err != nil {
+		return fmt.Errorf("encode frame: %w", err)
+	}
+	pipe := s.deps.Redis.Pipeline()
+	pipe.Publish(ctx, frames.SessionChannel(sid), payload)
+	if agentID != "" {
+		pipe.Publish(ctx, frames.AgentChannel(agentID), payload)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("fan out to session %s: %w", sid, err)
+	}
+	return nil
+}
+
+// GetSession returns one session with its last seq.
+func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
+	if id == "" {
+		return Session{}, fault.Invalid("session_id", "invalid_session_id", "session_id is required")
+	}
+	sess, err := s.repo.getSession(ctx, id)
+	if err != nil {
+		return Session{}, err
+	}
+	if n, ok, err := s.state.lastSeq(ctx, id); err == nil && ok {
+		sess.LastSeq = n
+	} else if last, err := s.repo.lastMessages(ctx, id, 1); err == nil && len(last) == 1 {
+		sess.LastSeq = last[0].Seq
+	}
+	return sess, nil
+}
+
+// ListMessages returns up to limit messages with seq > afterSeq and whether more follow.
+func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, limit int) ([]frames.Message, bool, error) {
+	if sid == "" {
+		return nil, false, fault.Invalid("session_id", "invalid_session_id", "session_id is required")
+	}
+	if afterSeq < 0 {
+		return nil, false, fault.Invalid("after_seq", "invalid_after_seq", "after_seq must be 0 or more")
+	}
+	if limit <= 0 || limit > 500 {
+		limit = 500
+	}
+	last, known, err := s.state.lastSeq(ctx, sid)
+	if err != nil {
+		return nil, false, err
+	}
+	if known {
+		if afterSeq >= last {
+			return nil, false, nil
+		}
+		if msgs, ok, err := s.state.recentAfter(ctx, sid, afterSeq, last, limit); err == nil && ok {
+			return msgs, msgs[len(msgs)-1].Seq < last, nil
+		}
+	}
+	stored, err := s.repo.messagesAfter(ctx, sid, afterSeq, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(stored) == 0 {
+		if _, err := s.repo.getSession(ctx, sid); err != nil {
+			return nil, false, err
+		}
+	}
+	more := len(stored) > limit
+	if more {
+		stored = stored[:limit]
+	}
+	out := make([]frames.Message, len(stored))
+	for i, m := range stored {
+		out[i] = m.Frame()
+	}
+	return out, more, nil
+}
+
+// ListSessions lists sessions, newest first.
+func (s *Service) ListSessions(ctx context.Context, agentID string, status Status, limit int) ([]Session, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	return s.repo.listSessions(ctx, sessionFilter{AgentID: agentID, Status: status, Limit: limit})
+}
