@@ -178,7 +178,7 @@ func TestHandleBatchSequencesDeduplicatesAndFansOut(t *testing.T) {
 
 func TestHandleBatchRecoversLostState(t *testing.T) {
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, f *fixture)
 	}{
 		{"state expired from redis", func(t *testing.T, f *fixture) {
