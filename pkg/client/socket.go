@@ -29,6 +29,12 @@ type Frame struct {
 	Message     string        `json:"message"`
 	LastSeq     int64         `json:"last_seq"`
 	History     bool          `json:"history"`
+	Event       string        `json:"event"`
+	State       string        `json:"state"`
+	Group       string        `json:"group"`
+	// QueuePosition is the customer's place in the queue while queued.
+	QueuePosition int64 `json:"queue_position"`
+	CSATRequested bool  `json:"csat_requested"`
 }
 
 // Socket is a customer or agent WebSocket.

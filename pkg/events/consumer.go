@@ -16,6 +16,9 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/observability"
 )
 
+// handleTimeout bounds one HandleBatch call.
+const handleTimeout = 30 * time.Second
+
 // Batch is a run of consecutive records from one partition.
 type Batch struct {
 	Topic     string
@@ -163,10 +166,14 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 		start := time.Now()
 		batch := Batch{Topic: topic, Partition: partition, Messages: msgs}
 		for attempt := 0; ; attempt++ {
-			bctx, span := c.tracer.Start(ContextFrom(ctx, msgs[0]), "kafka consume "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
+			// A batch that started is finished even when shutdown begins, so that its
+			// offsets get committed rather than replayed by the next owner.
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ContextFrom(ctx, msgs[0])), handleTimeout)
+			bctx, span := c.tracer.Start(hctx, "kafka consume "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
 				trace.WithAttributes(attribute.String("messaging.consumer.group.name", c.cfg.GroupID), attribute.Int("messaging.destination.partition.id", partition), attribute.Int("messaging.batch.message_count", len(msgs))))
 			err = c.handler.HandleBatch(bctx, batch)
 			span.End()
+			cancel()
 			if err == nil {
 				break
 			}

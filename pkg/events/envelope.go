@@ -24,11 +24,14 @@ const (
 
 // Event types published on TopicEvents and TopicRouting.
 const (
-	TypeInboundMessage = "inbound_message"
-	TypeChatCreated    = "chat_created"
-	TypeMessageCreated = "message_created"
-	TypeChatAssigned   = "chat_assigned"
-	TypeSessionRouted  = "session_routed"
+	TypeInboundMessage  = "inbound_message"
+	TypeChatCreated     = "chat_created"
+	TypeMessageCreated  = "message_created"
+	TypeChatAssigned    = "chat_assigned"
+	TypeSessionRouted   = "session_routed"
+	TypeChatTransferred = "chat_transferred"
+	TypeChatClosed      = "chat_closed"
+	TypeCSATSubmitted   = "csat_submitted"
 )
 
 // NewEnvelope wraps payload in an envelope with a fresh time-ordered id.

@@ -15,6 +15,8 @@ const (
 	TypeSession = "session"
 	TypeError   = "error"
 	TypeResumed = "resumed"
+	TypeTyping  = "typing"
+	TypeRead    = "read"
 )
 
 // Sender types.
@@ -53,7 +55,9 @@ type Message struct {
 	ClientMsgID string    `json:"client_msg_id"`
 	Sender      Sender    `json:"sender"`
 	Text        string    `json:"text"`
-	CreatedAt   time.Time `json:"created_at"`
+	// Event names what a system message reports ("closed", "transferred", ...).
+	Event     string    `json:"event,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Session is the server→client status frame.
@@ -62,14 +66,34 @@ type Session struct {
 	SessionID     string `json:"session_id"`
 	Status        string `json:"status"`
 	AgentID       string `json:"agent_id"`
+	Group         string `json:"group,omitempty"`
 	QueuePosition int64  `json:"queue_position,omitempty"`
+	CSATRequested bool   `json:"csat_requested,omitempty"`
 }
 
-// Ack confirms that a client message is durable.
+// Ack confirms that a client message is durable, with the seq it was given (absent
+// only when sequencing is delayed; the message frame carries it then).
 type Ack struct {
 	Type        string `json:"type"`
 	ClientMsgID string `json:"client_msg_id"`
 	SessionID   string `json:"session_id,omitempty"`
+	Seq         int64  `json:"seq,omitempty"`
+}
+
+// Typing tells the other side someone is typing ("start") or stopped ("stop").
+type Typing struct {
+	Type      string `json:"type"`
+	SessionID string `json:"session_id"`
+	Sender    Sender `json:"sender"`
+	State     string `json:"state"`
+}
+
+// Read tells the other side someone has read up to Seq.
+type Read struct {
+	Type      string `json:"type"`
+	SessionID string `json:"session_id"`
+	Sender    Sender `json:"sender"`
+	Seq       int64  `json:"seq"`
 }
 
 // Error reports a problem with a frame; the connection stays usable.
@@ -98,6 +122,8 @@ type Client struct {
 	ClientMsgID string `json:"client_msg_id,omitempty"`
 	Text        string `json:"text,omitempty"`
 	LastSeq     *int64 `json:"last_seq,omitempty"`
+	State       string `json:"state,omitempty"`
+	Seq         int64  `json:"seq,omitempty"`
 }
 
 // SessionChannel is the pub/sub channel of everything a session's participants see.

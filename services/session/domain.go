@@ -31,7 +31,27 @@ type Session struct {
 	AssignedAt      *time.Time     `bson:"assigned_at,omitempty"`
 	FirstResponseAt *time.Time     `bson:"first_response_at,omitempty"`
 	ClosedAt        *time.Time     `bson:"closed_at,omitempty"`
-	LastSeq         int64          `bson:"-"`
+	ClosedBy        string         `bson:"closed_by,omitempty"`
+	CloseReason     string         `bson:"close_reason,omitempty"`
+	// Agents lists every agent the session was ever assigned to, for "assigned to
+	// them, now or before" access.
+	Agents        []string `bson:"agents,omitempty"`
+	CSAT          *CSAT    `bson:"csat,omitempty"`
+	LastSeq       int64    `bson:"-"`
+	QueuePosition int64    `bson:"-"`
+}
+
+// CSAT is a customer's rating of a closed session.
+type CSAT struct {
+	Score       int       `bson:"score"`
+	Comment     string    `bson:"comment"`
+	SubmittedAt time.Time `bson:"submitted_at"`
+}
+
+// Actor is who did something.
+type Actor struct {
+	Type string // customer, agent, system
+	ID   string
 }
 
 // Customer is a person who chats; identified by the site's user id.
@@ -59,6 +79,7 @@ type Message struct {
 	ClientMsgID string    `bson:"client_msg_id"`
 	Sender      Sender    `bson:"sender"`
 	Text        string    `bson:"text"`
+	Event       string    `bson:"event,omitempty"`
 	CreatedAt   time.Time `bson:"created_at"`
 }
 
@@ -71,6 +92,7 @@ func (m Message) Frame() frames.Message {
 		ClientMsgID: m.ClientMsgID,
 		Sender:      frames.Sender{Type: m.Sender.Type, ID: m.Sender.ID},
 		Text:        m.Text,
+		Event:       m.Event,
 		CreatedAt:   m.CreatedAt,
 	}
 }

@@ -56,11 +56,21 @@ func (p *grpcPort) ListSessions(ctx context.Context, req *sessionv1.ListSessions
 	if err != nil {
 		return nil, err
 	}
-	list, err := p.svc.ListSessions(ctx, req.GetAgentId(), status, int(req.GetLimit()))
+	f := sessionFilter{
+		AgentID: req.GetAgentId(), IncludePastAgents: req.GetIncludePastAgents(), Status: status, Group: req.GetGroup(), Channel: req.GetChannel(),
+		CustomerID: req.GetCustomerId(), UserID: req.GetUserId(), Before: req.GetCursor(), Limit: int(req.GetLimit()),
+	}
+	if req.GetCreatedFrom() != nil {
+		f.From = req.GetCreatedFrom().AsTime()
+	}
+	if req.GetCreatedTo() != nil {
+		f.To = req.GetCreatedTo().AsTime()
+	}
+	list, next, err := p.svc.ListSessions(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	out := &sessionv1.ListSessionsResponse{Sessions: make([]*sessionv1.Session, 0, len(list))}
+	out := &sessionv1.ListSessionsResponse{Sessions: make([]*sessionv1.Session, 0, len(list)), NextCursor: next}
 	for _, s := range list {
 		pb, err := sessionToProto(s)
 		if err != nil {
@@ -69,6 +79,47 @@ func (p *grpcPort) ListSessions(ctx context.Context, req *sessionv1.ListSessions
 		out.Sessions = append(out.Sessions, pb)
 	}
 	return out, nil
+}
+
+func actorFromProto(a *sessionv1.Actor) Actor { return Actor{Type: a.GetType(), ID: a.GetId()} }
+
+func (p *grpcPort) CloseSession(ctx context.Context, req *sessionv1.CloseSessionRequest) (*sessionv1.CloseSessionResponse, error) {
+	sess, err := p.svc.Close(ctx, req.GetSessionId(), actorFromProto(req.GetBy()), req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	pb, err := sessionToProto(sess)
+	if err != nil {
+		return nil, err
+	}
+	return &sessionv1.CloseSessionResponse{Session: pb}, nil
+}
+
+func (p *grpcPort) TransferSession(ctx context.Context, req *sessionv1.TransferSessionRequest) (*sessionv1.TransferSessionResponse, error) {
+	sess, err := p.svc.Transfer(ctx, req.GetSessionId(), actorFromProto(req.GetBy()), req.GetToAgentId(), req.GetToGroup(), req.GetNote())
+	if err != nil {
+		return nil, err
+	}
+	pb, err := sessionToProto(sess)
+	if err != nil {
+		return nil, err
+	}
+	return &sessionv1.TransferSessionResponse{Session: pb}, nil
+}
+
+func (p *grpcPort) SubmitCSAT(ctx context.Context, req *sessionv1.SubmitCSATRequest) (*sessionv1.SubmitCSATResponse, error) {
+	c, err := p.svc.SubmitCSAT(ctx, req.GetSessionId(), int(req.GetScore()), req.GetComment())
+	if err != nil {
+		return nil, err
+	}
+	return &sessionv1.SubmitCSATResponse{Csat: csatToProto(&c)}, nil
+}
+
+func csatToProto(c *CSAT) *sessionv1.CSAT {
+	if c == nil {
+		return nil
+	}
+	return &sessionv1.CSAT{Score: int32(c.Score), Comment: c.Comment, SubmittedAt: timestamppb.New(c.SubmittedAt)}
 }
 
 func (p *grpcPort) ListMessages(ctx context.Context, req *sessionv1.ListMessagesRequest) (*sessionv1.ListMessagesResponse, error) {
@@ -87,7 +138,7 @@ func (p *grpcPort) ListMessages(ctx context.Context, req *sessionv1.ListMessages
 func FrameToProto(m frames.Message) *eventsv1.Message {
 	return &eventsv1.Message{
 		SessionId: m.SessionID, Seq: m.Seq, ClientMsgId: m.ClientMsgID,
-		Sender: &eventsv1.Sender{Type: m.Sender.Type, Id: m.Sender.ID}, Text: m.Text, CreatedAt: timestamppb.New(m.CreatedAt),
+		Sender: &eventsv1.Sender{Type: m.Sender.Type, Id: m.Sender.ID}, Text: m.Text, CreatedAt: timestamppb.New(m.CreatedAt), Event: m.Event,
 	}
 }
 
@@ -95,7 +146,7 @@ func FrameToProto(m frames.Message) *eventsv1.Message {
 func FrameFromProto(m *eventsv1.Message) frames.Message {
 	return frames.Message{
 		Type: frames.TypeMessage, SessionID: m.GetSessionId(), Seq: m.GetSeq(), ClientMsgID: m.GetClientMsgId(),
-		Sender: frames.Sender{Type: m.GetSender().GetType(), ID: m.GetSender().GetId()}, Text: m.GetText(), CreatedAt: m.GetCreatedAt().AsTime(),
+		Sender: frames.Sender{Type: m.GetSender().GetType(), ID: m.GetSender().GetId()}, Text: m.GetText(), Event: m.GetEvent(), CreatedAt: m.GetCreatedAt().AsTime(),
 	}
 }
 
@@ -135,6 +186,10 @@ func sessionToProto(s Session) (*sessionv1.Session, error) {
 	pb := &sessionv1.Session{
 		Id: s.ID, CustomerId: s.CustomerID, UserId: s.UserID, Channel: s.Channel, PageUrl: s.PageURL, Profile: profile,
 		Status: statusToProto[s.Status], AgentId: s.AgentID, Group: s.Group, LastSeq: s.LastSeq, CreatedAt: timestamppb.New(s.CreatedAt),
+		ClosedBy: s.ClosedBy, CloseReason: s.CloseReason, Csat: csatToProto(s.CSAT), QueuePosition: s.QueuePosition,
+	}
+	if s.FirstResponseAt != nil {
+		pb.FirstResponseAt = timestamppb.New(*s.FirstResponseAt)
 	}
 	if s.AssignedAt != nil {
 		pb.AssignedAt = timestamppb.New(*s.AssignedAt)

@@ -112,6 +112,7 @@ func (s *Service) sequence(ctx context.Context, sid string, ps []*pending) (stri
 			ClientMsgID: p.in.GetClientMsgId(),
 			Sender:      Sender{Type: p.in.GetSender().GetType(), ID: p.in.GetSender().GetId()},
 			Text:        p.in.GetText(),
+			Event:       p.in.GetEvent(),
 			CreatedAt:   p.acceptedAt.UTC().Truncate(time.Millisecond),
 		}
 	}
@@ -182,6 +183,7 @@ func (s *Service) persist(ctx context.Context, bySession map[string][]*pending) 
 func (s *Service) deliver(ctx context.Context, order []string, bySession map[string][]*pending, agents map[string]string) error {
 	pipe := s.deps.Redis.Pipeline()
 	var records []events.Record
+	touch(ctx, pipe, time.Now(), order...)
 	for _, sid := range order {
 		ps, ok := bySession[sid]
 		if !ok {
@@ -207,7 +209,7 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 			s.metrics.persisted.WithLabelValues(p.msg.Sender.Type).Inc()
 			env, err := events.NewEnvelope(events.TypeMessageCreated, Source, sid, &eventsv1.MessageCreated{Message: &eventsv1.Message{
 				SessionId: sid, Seq: p.msg.Seq, ClientMsgId: p.msg.ClientMsgID,
-				Sender: &eventsv1.Sender{Type: p.msg.Sender.Type, Id: p.msg.Sender.ID}, Text: p.msg.Text, CreatedAt: timestamppb.New(p.msg.CreatedAt),
+				Sender: &eventsv1.Sender{Type: p.msg.Sender.Type, Id: p.msg.Sender.ID}, Text: p.msg.Text, CreatedAt: timestamppb.New(p.msg.CreatedAt), Event: p.msg.Event,
 			}})
 			if err != nil {
 				return err

@@ -85,7 +85,7 @@ func (s *Service) Run(ctx context.Context) error {
 	rt := s.deps.Runtime
 	inbound := events.NewConsumer(events.ConsumerConfig{Brokers: s.deps.Brokers, GroupID: s.cfg.ConsumerGroup, Topics: []string{events.TopicInbound}}, s, s.log, rt.Metrics, rt.Tracer)
 	routed := events.NewConsumer(events.ConsumerConfig{Brokers: s.deps.Brokers, GroupID: s.cfg.ConsumerGroup + "-routing", Topics: []string{events.TopicRouting}}, events.HandlerFunc(s.handleRouting), s.log, rt.Metrics, rt.Tracer)
-	return app.RunAll(ctx, inbound, routed, app.RunnerFunc(s.refreshGauges))
+	return app.RunAll(ctx, inbound, routed, app.RunnerFunc(s.refreshGauges), app.RunnerFunc(s.sweepIdle))
 }
 
 const activeSessionsKey = "hd:stats:active_sessions"
@@ -188,6 +188,7 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 	}
 	s.metrics.created.Inc()
 	s.deps.Redis.Incr(ctx, activeSessionsKey)
+	s.deps.Redis.ZAdd(ctx, activityKey, redis.Z{Score: float64(now.Unix()), Member: sess.ID})
 
 	res, err := s.deps.Routing.Assign(ctx, &routingv1.AssignRequest{SessionId: sess.ID, Channel: sess.Channel, PageUrl: sess.PageURL, Profile: profile, LastAgentId: cust.LastAgentID})
 	if err != nil {
@@ -197,6 +198,7 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 		_ = s.repo.deleteSession(context.WithoutCancel(ctx), sess.ID)
 		_ = s.state.drop(context.WithoutCancel(ctx), sess.ID)
 		s.deps.Redis.Decr(context.WithoutCancel(ctx), activeSessionsKey)
+		s.deps.Redis.ZRem(context.WithoutCancel(ctx), activityKey, sess.ID)
 		return Session{}, fault.New(fault.Unavailable, "routing_unavailable", "the session could not be routed, try again")
 	}
 	if res.GetAssigned() {
@@ -207,7 +209,12 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 		at := time.Now().UTC()
 		sess.AssignedAt = &at
 	} else {
-		sess.Group = res.GetGroup()
+		sess.Group, sess.QueuePosition = res.GetGroup(), res.GetQueuePosition()
+		if res.GetGroup() != "" {
+			if err := s.repo.setQueued(ctx, sess.ID, res.GetGroup()); err != nil {
+				return Session{}, err
+			}
+		}
 	}
 	return sess, nil
 }
@@ -273,6 +280,11 @@ func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
 	} else if last, err := s.repo.lastMessages(ctx, id, 1); err == nil && len(last) == 1 {
 		sess.LastSeq = last[0].Seq
 	}
+	if sess.Status == StatusQueued {
+		if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
+			sess.QueuePosition = q.GetQueuePosition()
+		}
+	}
 	return sess, nil
 }
 
@@ -295,7 +307,7 @@ func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, 
 		if afterSeq >= last {
 			return nil, false, nil
 		}
-		if msgs, ok, err := s.state.recentAfter(ctx, sid, afterSeq, last, limit); err == nil && ok {
+		if msgs, ok, err := s.state.recentAfter(ctx, sid, afterSeq, last, limit); err == nil && ok && len(msgs) > 0 {
 			return msgs, msgs[len(msgs)-1].Seq < last, nil
 		}
 	}
@@ -319,10 +331,27 @@ func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, 
 	return out, more, nil
 }
 
-// ListSessions lists sessions, newest first.
-func (s *Service) ListSessions(ctx context.Context, agentID string, status Status, limit int) ([]Session, error) {
-	if limit <= 0 || limit > 500 {
-		limit = 100
+// ListSessions lists sessions newest first; the cursor of the next page is the id of
+// the last session returned ("" on the last page).
+func (s *Service) ListSessions(ctx context.Context, f sessionFilter) ([]Session, string, error) {
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 100
 	}
-	return s.repo.listSessions(ctx, sessionFilter{AgentID: agentID, Status: status, Limit: limit})
+	if f.Before != "" && len(f.Before) > 64 {
+		return nil, "", fault.Invalid("cursor", "invalid_cursor", "cursor is not one this API returned")
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return nil, "", fault.Invalid("created_from", "invalid_time_range", "created_from must be before created_to")
+	}
+	f.Limit++
+	list, err := s.repo.listSessions(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(list) == f.Limit {
+		list = list[:f.Limit-1]
+		next = list[len(list)-1].ID
+	}
+	return list, next, nil
 }

@@ -113,7 +113,7 @@ func (r *repo) getSession(ctx context.Context, id string) (Session, error) {
 func (r *repo) setAssigned(ctx context.Context, id, agentID, group string, at time.Time) (bool, error) {
 	res, err := r.sessions.UpdateOne(ctx,
 		bson.M{"_id": id, "status": bson.M{"$ne": string(StatusClosed)}, "agent_id": bson.M{"$ne": agentID}},
-		bson.M{"$set": bson.M{"status": string(StatusAssigned), "agent_id": agentID, "group": group, "assigned_at": at}})
+		bson.M{"$set": bson.M{"status": string(StatusAssigned), "agent_id": agentID, "group": group, "assigned_at": at}, "$addToSet": bson.M{"agents": agentID}})
 	if err != nil {
 		return false, fmt.Errorf("assign session %s to %s: %w", id, agentID, err)
 	}
@@ -129,20 +129,48 @@ func (r *repo) markFirstResponse(ctx context.Context, id string, at time.Time) e
 }
 
 type sessionFilter struct {
-	AgentID string
-	Status  Status
-	Limit   int
+	AgentID           string
+	IncludePastAgents bool
+	Status            Status
+	Group             string
+	Channel           string
+	CustomerID        string
+	UserID            string
+	From, To          time.Time
+	Before            string // session id cursor: only sessions created before it
+	Limit             int
 }
 
+// listSessions lists sessions newest first. Session ids are UUIDv7, so their order is
+// creation order and the last id of a page is the cursor of the next.
 func (r *repo) listSessions(ctx context.Context, f sessionFilter) ([]Session, error) {
 	q := bson.M{}
 	if f.AgentID != "" {
-		q["agent_id"] = f.AgentID
+		if f.IncludePastAgents {
+			q["agents"] = f.AgentID
+		} else {
+			q["agent_id"] = f.AgentID
+		}
 	}
-	if f.Status != "" {
-		q["status"] = string(f.Status)
+	for k, v := range map[string]string{"status": string(f.Status), "group": f.Group, "channel": f.Channel, "customer_id": f.CustomerID, "user_id": f.UserID} {
+		if v != "" {
+			q[k] = v
+		}
 	}
-	cur, err := r.sessions.Find(ctx, q, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(int64(f.Limit)))
+	created := bson.M{}
+	if !f.From.IsZero() {
+		created["$gte"] = f.From
+	}
+	if !f.To.IsZero() {
+		created["$lt"] = f.To
+	}
+	if len(created) > 0 {
+		q["created_at"] = created
+	}
+	if f.Before != "" {
+		q["_id"] = bson.M{"$lt": f.Before}
+	}
+	cur, err := r.sessions.Find(ctx, q, options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(f.Limit)))
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
@@ -151,6 +179,35 @@ func (r *repo) listSessions(ctx context.Context, f sessionFilter) ([]Session, er
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	return out, nil
+}
+
+// close marks the session closed unless it already is; it reports whether it did.
+func (r *repo) close(ctx context.Context, id, by, reason string, at time.Time) (bool, error) {
+	res, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id, "status": bson.M{"$ne": string(StatusClosed)}},
+		bson.M{"$set": bson.M{"status": string(StatusClosed), "closed_at": at, "closed_by": by, "close_reason": reason}})
+	if err != nil {
+		return false, fmt.Errorf("close session %s: %w", id, err)
+	}
+	return res.ModifiedCount > 0, nil
+}
+
+// setQueued records that the session waits in group's queue.
+func (r *repo) setQueued(ctx context.Context, id, group string) error {
+	_, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id, "status": bson.M{"$ne": string(StatusClosed)}},
+		bson.M{"$set": bson.M{"status": string(StatusQueued), "agent_id": "", "group": group}})
+	if err != nil {
+		return fmt.Errorf("queue session %s: %w", id, err)
+	}
+	return nil
+}
+
+// setCSAT stores the rating once, on a closed session.
+func (r *repo) setCSAT(ctx context.Context, id string, c CSAT) (bool, error) {
+	res, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id, "status": string(StatusClosed), "csat": bson.M{"$exists": false}}, bson.M{"$set": bson.M{"csat": c}})
+	if err != nil {
+		return false, fmt.Errorf("store csat of session %s: %w", id, err)
+	}
+	return res.ModifiedCount > 0, nil
 }
 
 // insertMessages persists a batch. A message whose (session, seq) or

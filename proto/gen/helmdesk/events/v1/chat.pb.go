@@ -87,7 +87,9 @@ type InboundMessage struct {
 	Text        string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
 	ReceivedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	// The gateway instance that accepted the message (for diagnostics).
-	GatewayId     string `protobuf:"bytes,6,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	GatewayId string `protobuf:"bytes,6,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	// For system messages: what happened ("closed", "transferred", ...).
+	Event         string `protobuf:"bytes,7,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -164,15 +166,24 @@ func (x *InboundMessage) GetGatewayId() string {
 	return ""
 }
 
+func (x *InboundMessage) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
 // Message is a persisted message with its sequence number in the session.
 type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Seq           int64                  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	ClientMsgId   string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
-	Sender        *Sender                `protobuf:"bytes,4,opt,name=sender,proto3" json:"sender,omitempty"`
-	Text          string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	SessionId   string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Seq         int64                  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	ClientMsgId string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
+	Sender      *Sender                `protobuf:"bytes,4,opt,name=sender,proto3" json:"sender,omitempty"`
+	Text        string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// For system messages: what happened.
+	Event         string `protobuf:"bytes,7,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -247,6 +258,13 @@ func (x *Message) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *Message) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
 }
 
 // ChatCreated is published when a customer starts a session.
@@ -526,6 +544,302 @@ func (x *SessionRouted) GetRoutedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// ChatTransferred is published when a session moves to another agent or group.
+type ChatTransferred struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	SessionId   string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	FromAgentId string                 `protobuf:"bytes,2,opt,name=from_agent_id,json=fromAgentId,proto3" json:"from_agent_id,omitempty"`
+	ToAgentId   string                 `protobuf:"bytes,3,opt,name=to_agent_id,json=toAgentId,proto3" json:"to_agent_id,omitempty"`
+	ToGroup     string                 `protobuf:"bytes,4,opt,name=to_group,json=toGroup,proto3" json:"to_group,omitempty"`
+	// True when the session waits in the group's queue.
+	Queued        bool                   `protobuf:"varint,5,opt,name=queued,proto3" json:"queued,omitempty"`
+	ByType        string                 `protobuf:"bytes,6,opt,name=by_type,json=byType,proto3" json:"by_type,omitempty"`
+	ById          string                 `protobuf:"bytes,7,opt,name=by_id,json=byId,proto3" json:"by_id,omitempty"`
+	TransferredAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=transferred_at,json=transferredAt,proto3" json:"transferred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChatTransferred) Reset() {
+	*x = ChatTransferred{}
+	mi := &file_helmdesk_events_v1_chat_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChatTransferred) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChatTransferred) ProtoMessage() {}
+
+func (x *ChatTransferred) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_events_v1_chat_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChatTransferred.ProtoReflect.Descriptor instead.
+func (*ChatTransferred) Descriptor() ([]byte, []int) {
+	return file_helmdesk_events_v1_chat_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ChatTransferred) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ChatTransferred) GetFromAgentId() string {
+	if x != nil {
+		return x.FromAgentId
+	}
+	return ""
+}
+
+func (x *ChatTransferred) GetToAgentId() string {
+	if x != nil {
+		return x.ToAgentId
+	}
+	return ""
+}
+
+func (x *ChatTransferred) GetToGroup() string {
+	if x != nil {
+		return x.ToGroup
+	}
+	return ""
+}
+
+func (x *ChatTransferred) GetQueued() bool {
+	if x != nil {
+		return x.Queued
+	}
+	return false
+}
+
+func (x *ChatTransferred) GetByType() string {
+	if x != nil {
+		return x.ByType
+	}
+	return ""
+}
+
+func (x *ChatTransferred) GetById() string {
+	if x != nil {
+		return x.ById
+	}
+	return ""
+}
+
+func (x *ChatTransferred) GetTransferredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TransferredAt
+	}
+	return nil
+}
+
+// ChatClosed is published when a session ends.
+type ChatClosed struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	SessionId       string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	AgentId         string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	ClosedBy        string                 `protobuf:"bytes,3,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	Reason          string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	AssignedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=assigned_at,json=assignedAt,proto3" json:"assigned_at,omitempty"`
+	FirstResponseAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_response_at,json=firstResponseAt,proto3" json:"first_response_at,omitempty"`
+	ClosedAt        *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	Channel         string                 `protobuf:"bytes,9,opt,name=channel,proto3" json:"channel,omitempty"`
+	Group           string                 `protobuf:"bytes,10,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChatClosed) Reset() {
+	*x = ChatClosed{}
+	mi := &file_helmdesk_events_v1_chat_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChatClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChatClosed) ProtoMessage() {}
+
+func (x *ChatClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_events_v1_chat_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChatClosed.ProtoReflect.Descriptor instead.
+func (*ChatClosed) Descriptor() ([]byte, []int) {
+	return file_helmdesk_events_v1_chat_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ChatClosed) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ChatClosed) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ChatClosed) GetClosedBy() string {
+	if x != nil {
+		return x.ClosedBy
+	}
+	return ""
+}
+
+func (x *ChatClosed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ChatClosed) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ChatClosed) GetAssignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AssignedAt
+	}
+	return nil
+}
+
+func (x *ChatClosed) GetFirstResponseAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstResponseAt
+	}
+	return nil
+}
+
+func (x *ChatClosed) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
+	}
+	return nil
+}
+
+func (x *ChatClosed) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ChatClosed) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// CsatSubmitted is published when a customer rates a session.
+type CsatSubmitted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	AgentId       string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Score         int32                  `protobuf:"varint,3,opt,name=score,proto3" json:"score,omitempty"`
+	Comment       string                 `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	SubmittedAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=submitted_at,json=submittedAt,proto3" json:"submitted_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CsatSubmitted) Reset() {
+	*x = CsatSubmitted{}
+	mi := &file_helmdesk_events_v1_chat_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CsatSubmitted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CsatSubmitted) ProtoMessage() {}
+
+func (x *CsatSubmitted) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_events_v1_chat_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CsatSubmitted.ProtoReflect.Descriptor instead.
+func (*CsatSubmitted) Descriptor() ([]byte, []int) {
+	return file_helmdesk_events_v1_chat_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CsatSubmitted) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CsatSubmitted) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *CsatSubmitted) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *CsatSubmitted) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *CsatSubmitted) GetSubmittedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SubmittedAt
+	}
+	return nil
+}
+
 var File_helmdesk_events_v1_chat_proto protoreflect.FileDescriptor
 
 const file_helmdesk_events_v1_chat_proto_rawDesc = "" +
@@ -533,7 +847,7 @@ const file_helmdesk_events_v1_chat_proto_rawDesc = "" +
 	"\x1dhelmdesk/events/v1/chat.proto\x12\x12helmdesk.events.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\",\n" +
 	"\x06Sender\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xf7\x01\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x8d\x02\n" +
 	"\x0eInboundMessage\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\"\n" +
@@ -543,7 +857,8 @@ const file_helmdesk_events_v1_chat_proto_rawDesc = "" +
 	"\vreceived_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x1d\n" +
 	"\n" +
-	"gateway_id\x18\x06 \x01(\tR\tgatewayId\"\xe1\x01\n" +
+	"gateway_id\x18\x06 \x01(\tR\tgatewayId\x12\x14\n" +
+	"\x05event\x18\a \x01(\tR\x05event\"\xf7\x01\n" +
 	"\aMessage\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +
@@ -552,7 +867,8 @@ const file_helmdesk_events_v1_chat_proto_rawDesc = "" +
 	"\x06sender\x18\x04 \x01(\v2\x1a.helmdesk.events.v1.SenderR\x06sender\x12\x12\n" +
 	"\x04text\x18\x05 \x01(\tR\x04text\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x89\x02\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05event\x18\a \x01(\tR\x05event\"\x89\x02\n" +
 	"\vChatCreated\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -578,7 +894,40 @@ const file_helmdesk_events_v1_chat_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x14\n" +
 	"\x05group\x18\x03 \x01(\tR\x05group\x127\n" +
-	"\trouted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\broutedAtB\xd1\x01\n" +
+	"\trouted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\broutedAt\"\x98\x02\n" +
+	"\x0fChatTransferred\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\"\n" +
+	"\rfrom_agent_id\x18\x02 \x01(\tR\vfromAgentId\x12\x1e\n" +
+	"\vto_agent_id\x18\x03 \x01(\tR\ttoAgentId\x12\x19\n" +
+	"\bto_group\x18\x04 \x01(\tR\atoGroup\x12\x16\n" +
+	"\x06queued\x18\x05 \x01(\bR\x06queued\x12\x17\n" +
+	"\aby_type\x18\x06 \x01(\tR\x06byType\x12\x13\n" +
+	"\x05by_id\x18\a \x01(\tR\x04byId\x12A\n" +
+	"\x0etransferred_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rtransferredAt\"\xa4\x03\n" +
+	"\n" +
+	"ChatClosed\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x1b\n" +
+	"\tclosed_by\x18\x03 \x01(\tR\bclosedBy\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\vassigned_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"assignedAt\x12F\n" +
+	"\x11first_response_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0ffirstResponseAt\x127\n" +
+	"\tclosed_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12\x18\n" +
+	"\achannel\x18\t \x01(\tR\achannel\x12\x14\n" +
+	"\x05group\x18\n" +
+	" \x01(\tR\x05group\"\xb8\x01\n" +
+	"\rCsatSubmitted\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x14\n" +
+	"\x05score\x18\x03 \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\x04 \x01(\tR\acomment\x12=\n" +
+	"\fsubmitted_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vsubmittedAtB\xd1\x01\n" +
 	"\x16com.helmdesk.events.v1B\tChatProtoP\x01ZBgithub.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1;eventsv1\xa2\x02\x03HEX\xaa\x02\x12Helmdesk.Events.V1\xca\x02\x12Helmdesk\\Events\\V1\xe2\x02\x1eHelmdesk\\Events\\V1\\GPBMetadata\xea\x02\x14Helmdesk::Events::V1b\x06proto3"
 
 var (
@@ -593,7 +942,7 @@ func file_helmdesk_events_v1_chat_proto_rawDescGZIP() []byte {
 	return file_helmdesk_events_v1_chat_proto_rawDescData
 }
 
-var file_helmdesk_events_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_helmdesk_events_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_helmdesk_events_v1_chat_proto_goTypes = []any{
 	(*Sender)(nil),                // 0: helmdesk.events.v1.Sender
 	(*InboundMessage)(nil),        // 1: helmdesk.events.v1.InboundMessage
@@ -602,24 +951,33 @@ var file_helmdesk_events_v1_chat_proto_goTypes = []any{
 	(*MessageCreated)(nil),        // 4: helmdesk.events.v1.MessageCreated
 	(*ChatAssigned)(nil),          // 5: helmdesk.events.v1.ChatAssigned
 	(*SessionRouted)(nil),         // 6: helmdesk.events.v1.SessionRouted
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 8: google.protobuf.Struct
+	(*ChatTransferred)(nil),       // 7: helmdesk.events.v1.ChatTransferred
+	(*ChatClosed)(nil),            // 8: helmdesk.events.v1.ChatClosed
+	(*CsatSubmitted)(nil),         // 9: helmdesk.events.v1.CsatSubmitted
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 11: google.protobuf.Struct
 }
 var file_helmdesk_events_v1_chat_proto_depIdxs = []int32{
-	0, // 0: helmdesk.events.v1.InboundMessage.sender:type_name -> helmdesk.events.v1.Sender
-	7, // 1: helmdesk.events.v1.InboundMessage.received_at:type_name -> google.protobuf.Timestamp
-	0, // 2: helmdesk.events.v1.Message.sender:type_name -> helmdesk.events.v1.Sender
-	7, // 3: helmdesk.events.v1.Message.created_at:type_name -> google.protobuf.Timestamp
-	8, // 4: helmdesk.events.v1.ChatCreated.profile:type_name -> google.protobuf.Struct
-	7, // 5: helmdesk.events.v1.ChatCreated.created_at:type_name -> google.protobuf.Timestamp
-	2, // 6: helmdesk.events.v1.MessageCreated.message:type_name -> helmdesk.events.v1.Message
-	7, // 7: helmdesk.events.v1.ChatAssigned.assigned_at:type_name -> google.protobuf.Timestamp
-	7, // 8: helmdesk.events.v1.SessionRouted.routed_at:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: helmdesk.events.v1.InboundMessage.sender:type_name -> helmdesk.events.v1.Sender
+	10, // 1: helmdesk.events.v1.InboundMessage.received_at:type_name -> google.protobuf.Timestamp
+	0,  // 2: helmdesk.events.v1.Message.sender:type_name -> helmdesk.events.v1.Sender
+	10, // 3: helmdesk.events.v1.Message.created_at:type_name -> google.protobuf.Timestamp
+	11, // 4: helmdesk.events.v1.ChatCreated.profile:type_name -> google.protobuf.Struct
+	10, // 5: helmdesk.events.v1.ChatCreated.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 6: helmdesk.events.v1.MessageCreated.message:type_name -> helmdesk.events.v1.Message
+	10, // 7: helmdesk.events.v1.ChatAssigned.assigned_at:type_name -> google.protobuf.Timestamp
+	10, // 8: helmdesk.events.v1.SessionRouted.routed_at:type_name -> google.protobuf.Timestamp
+	10, // 9: helmdesk.events.v1.ChatTransferred.transferred_at:type_name -> google.protobuf.Timestamp
+	10, // 10: helmdesk.events.v1.ChatClosed.created_at:type_name -> google.protobuf.Timestamp
+	10, // 11: helmdesk.events.v1.ChatClosed.assigned_at:type_name -> google.protobuf.Timestamp
+	10, // 12: helmdesk.events.v1.ChatClosed.first_response_at:type_name -> google.protobuf.Timestamp
+	10, // 13: helmdesk.events.v1.ChatClosed.closed_at:type_name -> google.protobuf.Timestamp
+	10, // 14: helmdesk.events.v1.CsatSubmitted.submitted_at:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_helmdesk_events_v1_chat_proto_init() }
@@ -633,7 +991,7 @@ func file_helmdesk_events_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_helmdesk_events_v1_chat_proto_rawDesc), len(file_helmdesk_events_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -77,8 +77,9 @@ type RoutingServiceClient interface {
 	// GetAgentStatus returns an agent's presence and load.
 	GetAgentStatus(ctx context.Context, in *GetAgentStatusRequest, opts ...grpc.CallOption) (*GetAgentStatusResponse, error)
 	// AgentConnected reports that an agent's console socket is open. The gateway calls
-	// it when the socket opens and then as a heartbeat (at least every half of the
-	// connection TTL) while it stays open.
+	// it when the socket opens and then as a heartbeat while it stays open, at least
+	// every third of HELMDESK_ROUTING_CONNECTION_TTL (default 60 s: every 20 s). An
+	// agent made away by a dropped socket is online again.
 	AgentConnected(ctx context.Context, in *AgentConnectedRequest, opts ...grpc.CallOption) (*AgentConnectedResponse, error)
 	// AgentDisconnected reports that an agent's console socket closed. When an agent
 	// has no open socket left for the grace period, an online agent becomes away.
@@ -325,8 +326,9 @@ type RoutingServiceServer interface {
 	// GetAgentStatus returns an agent's presence and load.
 	GetAgentStatus(context.Context, *GetAgentStatusRequest) (*GetAgentStatusResponse, error)
 	// AgentConnected reports that an agent's console socket is open. The gateway calls
-	// it when the socket opens and then as a heartbeat (at least every half of the
-	// connection TTL) while it stays open.
+	// it when the socket opens and then as a heartbeat while it stays open, at least
+	// every third of HELMDESK_ROUTING_CONNECTION_TTL (default 60 s: every 20 s). An
+	// agent made away by a dropped socket is online again.
 	AgentConnected(context.Context, *AgentConnectedRequest) (*AgentConnectedResponse, error)
 	// AgentDisconnected reports that an agent's console socket closed. When an agent
 	// has no open socket left for the grace period, an online agent becomes away.

@@ -77,28 +77,89 @@ func (Status) EnumDescriptor() ([]byte, []int) {
 	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{0}
 }
 
+// Actor is who did something: a customer, a user (agent, supervisor, admin) or the system.
+type Actor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// customer, agent or system.
+	Type          string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Actor) Reset() {
+	*x = Actor{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Actor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Actor) ProtoMessage() {}
+
+func (x *Actor) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Actor.ProtoReflect.Descriptor instead.
+func (*Actor) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Actor) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Actor) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type Session struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	CustomerId    string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Channel       string                 `protobuf:"bytes,4,opt,name=channel,proto3" json:"channel,omitempty"`
-	PageUrl       string                 `protobuf:"bytes,5,opt,name=page_url,json=pageUrl,proto3" json:"page_url,omitempty"`
-	Profile       *structpb.Struct       `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"`
-	Status        Status                 `protobuf:"varint,7,opt,name=status,proto3,enum=helmdesk.session.v1.Status" json:"status,omitempty"`
-	AgentId       string                 `protobuf:"bytes,8,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Group         string                 `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
-	LastSeq       int64                  `protobuf:"varint,10,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	AssignedAt    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=assigned_at,json=assignedAt,proto3" json:"assigned_at,omitempty"`
-	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CustomerId      string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	UserId          string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Channel         string                 `protobuf:"bytes,4,opt,name=channel,proto3" json:"channel,omitempty"`
+	PageUrl         string                 `protobuf:"bytes,5,opt,name=page_url,json=pageUrl,proto3" json:"page_url,omitempty"`
+	Profile         *structpb.Struct       `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"`
+	Status          Status                 `protobuf:"varint,7,opt,name=status,proto3,enum=helmdesk.session.v1.Status" json:"status,omitempty"`
+	AgentId         string                 `protobuf:"bytes,8,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Group           string                 `protobuf:"bytes,9,opt,name=group,proto3" json:"group,omitempty"`
+	LastSeq         int64                  `protobuf:"varint,10,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	AssignedAt      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=assigned_at,json=assignedAt,proto3" json:"assigned_at,omitempty"`
+	ClosedAt        *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	FirstResponseAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=first_response_at,json=firstResponseAt,proto3" json:"first_response_at,omitempty"`
+	// Who closed the session and why ("customer", "agent", "idle", ...).
+	ClosedBy    string `protobuf:"bytes,15,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	CloseReason string `protobuf:"bytes,16,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
+	Csat        *CSAT  `protobuf:"bytes,17,opt,name=csat,proto3" json:"csat,omitempty"`
+	// 1-based position in the queue while queued; 0 otherwise.
+	QueuePosition int64 `protobuf:"varint,18,opt,name=queue_position,json=queuePosition,proto3" json:"queue_position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[0]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +171,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[0]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +184,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{0}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Session) GetId() string {
@@ -217,6 +278,101 @@ func (x *Session) GetClosedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Session) GetFirstResponseAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstResponseAt
+	}
+	return nil
+}
+
+func (x *Session) GetClosedBy() string {
+	if x != nil {
+		return x.ClosedBy
+	}
+	return ""
+}
+
+func (x *Session) GetCloseReason() string {
+	if x != nil {
+		return x.CloseReason
+	}
+	return ""
+}
+
+func (x *Session) GetCsat() *CSAT {
+	if x != nil {
+		return x.Csat
+	}
+	return nil
+}
+
+func (x *Session) GetQueuePosition() int64 {
+	if x != nil {
+		return x.QueuePosition
+	}
+	return 0
+}
+
+type CSAT struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Score         int32                  `protobuf:"varint,1,opt,name=score,proto3" json:"score,omitempty"`
+	Comment       string                 `protobuf:"bytes,2,opt,name=comment,proto3" json:"comment,omitempty"`
+	SubmittedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=submitted_at,json=submittedAt,proto3" json:"submitted_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CSAT) Reset() {
+	*x = CSAT{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CSAT) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CSAT) ProtoMessage() {}
+
+func (x *CSAT) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CSAT.ProtoReflect.Descriptor instead.
+func (*CSAT) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CSAT) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *CSAT) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *CSAT) GetSubmittedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SubmittedAt
+	}
+	return nil
+}
+
 type CreateSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The site's own id for the customer; an anonymous visitor id when unknown.
@@ -230,7 +386,7 @@ type CreateSessionRequest struct {
 
 func (x *CreateSessionRequest) Reset() {
 	*x = CreateSessionRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[1]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +398,7 @@ func (x *CreateSessionRequest) String() string {
 func (*CreateSessionRequest) ProtoMessage() {}
 
 func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[1]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +411,7 @@ func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSessionRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{1}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateSessionRequest) GetUserId() string {
@@ -295,7 +451,7 @@ type CreateSessionResponse struct {
 
 func (x *CreateSessionResponse) Reset() {
 	*x = CreateSessionResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[2]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +463,7 @@ func (x *CreateSessionResponse) String() string {
 func (*CreateSessionResponse) ProtoMessage() {}
 
 func (x *CreateSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[2]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +476,7 @@ func (x *CreateSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSessionResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{2}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateSessionResponse) GetSession() *Session {
@@ -339,7 +495,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[3]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +507,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[3]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +520,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{3}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetSessionRequest) GetSessionId() string {
@@ -383,7 +539,7 @@ type GetSessionResponse struct {
 
 func (x *GetSessionResponse) Reset() {
 	*x = GetSessionResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[4]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +551,7 @@ func (x *GetSessionResponse) String() string {
 func (*GetSessionResponse) ProtoMessage() {}
 
 func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[4]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +564,7 @@ func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetSessionResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{4}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetSessionResponse) GetSession() *Session {
@@ -421,16 +577,26 @@ func (x *GetSessionResponse) GetSession() *Session {
 type ListSessionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Filters; empty means any.
-	AgentId       string `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Status        Status `protobuf:"varint,2,opt,name=status,proto3,enum=helmdesk.session.v1.Status" json:"status,omitempty"`
-	Limit         int32  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AgentId     string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Status      Status                 `protobuf:"varint,2,opt,name=status,proto3,enum=helmdesk.session.v1.Status" json:"status,omitempty"`
+	Limit       int32                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	Group       string                 `protobuf:"bytes,4,opt,name=group,proto3" json:"group,omitempty"`
+	Channel     string                 `protobuf:"bytes,5,opt,name=channel,proto3" json:"channel,omitempty"`
+	CustomerId  string                 `protobuf:"bytes,6,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	UserId      string                 `protobuf:"bytes,7,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	CreatedFrom *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_from,json=createdFrom,proto3" json:"created_from,omitempty"`
+	CreatedTo   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_to,json=createdTo,proto3" json:"created_to,omitempty"`
+	// Opaque cursor from a previous response's next_cursor.
+	Cursor string `protobuf:"bytes,10,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Sessions of agent_id now or before: include sessions the agent was transferred away from.
+	IncludePastAgents bool `protobuf:"varint,11,opt,name=include_past_agents,json=includePastAgents,proto3" json:"include_past_agents,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[5]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +608,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[5]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +621,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{5}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListSessionsRequest) GetAgentId() string {
@@ -479,16 +645,74 @@ func (x *ListSessionsRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListSessionsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetCreatedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedFrom
+	}
+	return nil
+}
+
+func (x *ListSessionsRequest) GetCreatedTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedTo
+	}
+	return nil
+}
+
+func (x *ListSessionsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetIncludePastAgents() bool {
+	if x != nil {
+		return x.IncludePastAgents
+	}
+	return false
+}
+
 type ListSessionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sessions      []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sessions []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// Cursor of the next page; empty on the last page.
+	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[6]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +724,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[6]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,12 +737,348 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{6}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
 	if x != nil {
 		return x.Sessions
+	}
+	return nil
+}
+
+func (x *ListSessionsResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type CloseSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	By            *Actor                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseSessionRequest) Reset() {
+	*x = CloseSessionRequest{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseSessionRequest) ProtoMessage() {}
+
+func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
+func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CloseSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CloseSessionRequest) GetBy() *Actor {
+	if x != nil {
+		return x.By
+	}
+	return nil
+}
+
+func (x *CloseSessionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CloseSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseSessionResponse) Reset() {
+	*x = CloseSessionResponse{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseSessionResponse) ProtoMessage() {}
+
+func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
+func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CloseSessionResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type TransferSessionRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	By        *Actor                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	// Exactly one of to_agent_id and to_group.
+	ToAgentId     string `protobuf:"bytes,3,opt,name=to_agent_id,json=toAgentId,proto3" json:"to_agent_id,omitempty"`
+	ToGroup       string `protobuf:"bytes,4,opt,name=to_group,json=toGroup,proto3" json:"to_group,omitempty"`
+	Note          string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferSessionRequest) Reset() {
+	*x = TransferSessionRequest{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferSessionRequest) ProtoMessage() {}
+
+func (x *TransferSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferSessionRequest.ProtoReflect.Descriptor instead.
+func (*TransferSessionRequest) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TransferSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *TransferSessionRequest) GetBy() *Actor {
+	if x != nil {
+		return x.By
+	}
+	return nil
+}
+
+func (x *TransferSessionRequest) GetToAgentId() string {
+	if x != nil {
+		return x.ToAgentId
+	}
+	return ""
+}
+
+func (x *TransferSessionRequest) GetToGroup() string {
+	if x != nil {
+		return x.ToGroup
+	}
+	return ""
+}
+
+func (x *TransferSessionRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type TransferSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferSessionResponse) Reset() {
+	*x = TransferSessionResponse{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferSessionResponse) ProtoMessage() {}
+
+func (x *TransferSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferSessionResponse.ProtoReflect.Descriptor instead.
+func (*TransferSessionResponse) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TransferSessionResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+type SubmitCSATRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Score         int32                  `protobuf:"varint,2,opt,name=score,proto3" json:"score,omitempty"`
+	Comment       string                 `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitCSATRequest) Reset() {
+	*x = SubmitCSATRequest{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCSATRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCSATRequest) ProtoMessage() {}
+
+func (x *SubmitCSATRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCSATRequest.ProtoReflect.Descriptor instead.
+func (*SubmitCSATRequest) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SubmitCSATRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SubmitCSATRequest) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *SubmitCSATRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type SubmitCSATResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Csat          *CSAT                  `protobuf:"bytes,1,opt,name=csat,proto3" json:"csat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitCSATResponse) Reset() {
+	*x = SubmitCSATResponse{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitCSATResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitCSATResponse) ProtoMessage() {}
+
+func (x *SubmitCSATResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitCSATResponse.ProtoReflect.Descriptor instead.
+func (*SubmitCSATResponse) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SubmitCSATResponse) GetCsat() *CSAT {
+	if x != nil {
+		return x.Csat
 	}
 	return nil
 }
@@ -534,7 +1094,7 @@ type ListMessagesRequest struct {
 
 func (x *ListMessagesRequest) Reset() {
 	*x = ListMessagesRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[7]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +1106,7 @@ func (x *ListMessagesRequest) String() string {
 func (*ListMessagesRequest) ProtoMessage() {}
 
 func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[7]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +1119,7 @@ func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{7}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListMessagesRequest) GetSessionId() string {
@@ -594,7 +1154,7 @@ type ListMessagesResponse struct {
 
 func (x *ListMessagesResponse) Reset() {
 	*x = ListMessagesResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[8]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +1166,7 @@ func (x *ListMessagesResponse) String() string {
 func (*ListMessagesResponse) ProtoMessage() {}
 
 func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[8]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +1179,7 @@ func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{8}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListMessagesResponse) GetMessages() []*v1.Message {
@@ -640,7 +1200,10 @@ var File_helmdesk_session_v1_session_proto protoreflect.FileDescriptor
 
 const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"!helmdesk/session/v1/session.proto\x12\x13helmdesk.session.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dhelmdesk/events/v1/chat.proto\"\xed\x03\n" +
+	"!helmdesk/session/v1/session.proto\x12\x13helmdesk.session.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dhelmdesk/events/v1/chat.proto\"+\n" +
+	"\x05Actor\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xcb\x05\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -658,7 +1221,16 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\vassigned_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"assignedAt\x127\n" +
-	"\tclosed_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"\x97\x01\n" +
+	"\tclosed_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12F\n" +
+	"\x11first_response_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x0ffirstResponseAt\x12\x1b\n" +
+	"\tclosed_by\x18\x0f \x01(\tR\bclosedBy\x12!\n" +
+	"\fclose_reason\x18\x10 \x01(\tR\vcloseReason\x12-\n" +
+	"\x04csat\x18\x11 \x01(\v2\x19.helmdesk.session.v1.CSATR\x04csat\x12%\n" +
+	"\x0equeue_position\x18\x12 \x01(\x03R\rqueuePosition\"u\n" +
+	"\x04CSAT\x12\x14\n" +
+	"\x05score\x18\x01 \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\x02 \x01(\tR\acomment\x12=\n" +
+	"\fsubmitted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vsubmittedAt\"\x97\x01\n" +
 	"\x14CreateSessionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x19\n" +
@@ -670,13 +1242,49 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"L\n" +
 	"\x12GetSessionResponse\x126\n" +
-	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"{\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"\xa7\x03\n" +
 	"\x13ListSessionsRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x123\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1b.helmdesk.session.v1.StatusR\x06status\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"P\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05group\x18\x04 \x01(\tR\x05group\x12\x18\n" +
+	"\achannel\x18\x05 \x01(\tR\achannel\x12\x1f\n" +
+	"\vcustomer_id\x18\x06 \x01(\tR\n" +
+	"customerId\x12\x17\n" +
+	"\auser_id\x18\a \x01(\tR\x06userId\x12=\n" +
+	"\fcreated_from\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vcreatedFrom\x129\n" +
+	"\n" +
+	"created_to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedTo\x12\x16\n" +
+	"\x06cursor\x18\n" +
+	" \x01(\tR\x06cursor\x12.\n" +
+	"\x13include_past_agents\x18\v \x01(\bR\x11includePastAgents\"q\n" +
 	"\x14ListSessionsResponse\x128\n" +
-	"\bsessions\x18\x01 \x03(\v2\x1c.helmdesk.session.v1.SessionR\bsessions\"g\n" +
+	"\bsessions\x18\x01 \x03(\v2\x1c.helmdesk.session.v1.SessionR\bsessions\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"x\n" +
+	"\x13CloseSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12*\n" +
+	"\x02by\x18\x02 \x01(\v2\x1a.helmdesk.session.v1.ActorR\x02by\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"N\n" +
+	"\x14CloseSessionResponse\x126\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"\xb2\x01\n" +
+	"\x16TransferSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12*\n" +
+	"\x02by\x18\x02 \x01(\v2\x1a.helmdesk.session.v1.ActorR\x02by\x12\x1e\n" +
+	"\vto_agent_id\x18\x03 \x01(\tR\ttoAgentId\x12\x19\n" +
+	"\bto_group\x18\x04 \x01(\tR\atoGroup\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"Q\n" +
+	"\x17TransferSessionResponse\x126\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"b\n" +
+	"\x11SubmitCSATRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n" +
+	"\x05score\x18\x02 \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\"C\n" +
+	"\x12SubmitCSATResponse\x12-\n" +
+	"\x04csat\x18\x01 \x01(\v2\x19.helmdesk.session.v1.CSATR\x04csat\"g\n" +
 	"\x13ListMessagesRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
@@ -689,13 +1297,17 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_QUEUED\x10\x01\x12\x13\n" +
 	"\x0fSTATUS_ASSIGNED\x10\x02\x12\x11\n" +
-	"\rSTATUS_CLOSED\x10\x032\xa1\x03\n" +
+	"\rSTATUS_CLOSED\x10\x032\xd3\x05\n" +
 	"\x0eSessionService\x12f\n" +
 	"\rCreateSession\x12).helmdesk.session.v1.CreateSessionRequest\x1a*.helmdesk.session.v1.CreateSessionResponse\x12]\n" +
 	"\n" +
 	"GetSession\x12&.helmdesk.session.v1.GetSessionRequest\x1a'.helmdesk.session.v1.GetSessionResponse\x12c\n" +
 	"\fListSessions\x12(.helmdesk.session.v1.ListSessionsRequest\x1a).helmdesk.session.v1.ListSessionsResponse\x12c\n" +
-	"\fListMessages\x12(.helmdesk.session.v1.ListMessagesRequest\x1a).helmdesk.session.v1.ListMessagesResponseB\xdb\x01\n" +
+	"\fListMessages\x12(.helmdesk.session.v1.ListMessagesRequest\x1a).helmdesk.session.v1.ListMessagesResponse\x12c\n" +
+	"\fCloseSession\x12(.helmdesk.session.v1.CloseSessionRequest\x1a).helmdesk.session.v1.CloseSessionResponse\x12l\n" +
+	"\x0fTransferSession\x12+.helmdesk.session.v1.TransferSessionRequest\x1a,.helmdesk.session.v1.TransferSessionResponse\x12]\n" +
+	"\n" +
+	"SubmitCSAT\x12&.helmdesk.session.v1.SubmitCSATRequest\x1a'.helmdesk.session.v1.SubmitCSATResponseB\xdb\x01\n" +
 	"\x17com.helmdesk.session.v1B\fSessionProtoP\x01ZDgithub.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1;sessionv1\xa2\x02\x03HSX\xaa\x02\x13Helmdesk.Session.V1\xca\x02\x13Helmdesk\\Session\\V1\xe2\x02\x1fHelmdesk\\Session\\V1\\GPBMetadata\xea\x02\x15Helmdesk::Session::V1b\x06proto3"
 
 var (
@@ -711,47 +1323,71 @@ func file_helmdesk_session_v1_session_proto_rawDescGZIP() []byte {
 }
 
 var file_helmdesk_session_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_helmdesk_session_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_helmdesk_session_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_helmdesk_session_v1_session_proto_goTypes = []any{
-	(Status)(0),                   // 0: helmdesk.session.v1.Status
-	(*Session)(nil),               // 1: helmdesk.session.v1.Session
-	(*CreateSessionRequest)(nil),  // 2: helmdesk.session.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil), // 3: helmdesk.session.v1.CreateSessionResponse
-	(*GetSessionRequest)(nil),     // 4: helmdesk.session.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),    // 5: helmdesk.session.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),   // 6: helmdesk.session.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 7: helmdesk.session.v1.ListSessionsResponse
-	(*ListMessagesRequest)(nil),   // 8: helmdesk.session.v1.ListMessagesRequest
-	(*ListMessagesResponse)(nil),  // 9: helmdesk.session.v1.ListMessagesResponse
-	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*v1.Message)(nil),            // 12: helmdesk.events.v1.Message
+	(Status)(0),                     // 0: helmdesk.session.v1.Status
+	(*Actor)(nil),                   // 1: helmdesk.session.v1.Actor
+	(*Session)(nil),                 // 2: helmdesk.session.v1.Session
+	(*CSAT)(nil),                    // 3: helmdesk.session.v1.CSAT
+	(*CreateSessionRequest)(nil),    // 4: helmdesk.session.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),   // 5: helmdesk.session.v1.CreateSessionResponse
+	(*GetSessionRequest)(nil),       // 6: helmdesk.session.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),      // 7: helmdesk.session.v1.GetSessionResponse
+	(*ListSessionsRequest)(nil),     // 8: helmdesk.session.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),    // 9: helmdesk.session.v1.ListSessionsResponse
+	(*CloseSessionRequest)(nil),     // 10: helmdesk.session.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),    // 11: helmdesk.session.v1.CloseSessionResponse
+	(*TransferSessionRequest)(nil),  // 12: helmdesk.session.v1.TransferSessionRequest
+	(*TransferSessionResponse)(nil), // 13: helmdesk.session.v1.TransferSessionResponse
+	(*SubmitCSATRequest)(nil),       // 14: helmdesk.session.v1.SubmitCSATRequest
+	(*SubmitCSATResponse)(nil),      // 15: helmdesk.session.v1.SubmitCSATResponse
+	(*ListMessagesRequest)(nil),     // 16: helmdesk.session.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),    // 17: helmdesk.session.v1.ListMessagesResponse
+	(*structpb.Struct)(nil),         // 18: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
+	(*v1.Message)(nil),              // 20: helmdesk.events.v1.Message
 }
 var file_helmdesk_session_v1_session_proto_depIdxs = []int32{
-	10, // 0: helmdesk.session.v1.Session.profile:type_name -> google.protobuf.Struct
+	18, // 0: helmdesk.session.v1.Session.profile:type_name -> google.protobuf.Struct
 	0,  // 1: helmdesk.session.v1.Session.status:type_name -> helmdesk.session.v1.Status
-	11, // 2: helmdesk.session.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	11, // 3: helmdesk.session.v1.Session.assigned_at:type_name -> google.protobuf.Timestamp
-	11, // 4: helmdesk.session.v1.Session.closed_at:type_name -> google.protobuf.Timestamp
-	10, // 5: helmdesk.session.v1.CreateSessionRequest.profile:type_name -> google.protobuf.Struct
-	1,  // 6: helmdesk.session.v1.CreateSessionResponse.session:type_name -> helmdesk.session.v1.Session
-	1,  // 7: helmdesk.session.v1.GetSessionResponse.session:type_name -> helmdesk.session.v1.Session
-	0,  // 8: helmdesk.session.v1.ListSessionsRequest.status:type_name -> helmdesk.session.v1.Status
-	1,  // 9: helmdesk.session.v1.ListSessionsResponse.sessions:type_name -> helmdesk.session.v1.Session
-	12, // 10: helmdesk.session.v1.ListMessagesResponse.messages:type_name -> helmdesk.events.v1.Message
-	2,  // 11: helmdesk.session.v1.SessionService.CreateSession:input_type -> helmdesk.session.v1.CreateSessionRequest
-	4,  // 12: helmdesk.session.v1.SessionService.GetSession:input_type -> helmdesk.session.v1.GetSessionRequest
-	6,  // 13: helmdesk.session.v1.SessionService.ListSessions:input_type -> helmdesk.session.v1.ListSessionsRequest
-	8,  // 14: helmdesk.session.v1.SessionService.ListMessages:input_type -> helmdesk.session.v1.ListMessagesRequest
-	3,  // 15: helmdesk.session.v1.SessionService.CreateSession:output_type -> helmdesk.session.v1.CreateSessionResponse
-	5,  // 16: helmdesk.session.v1.SessionService.GetSession:output_type -> helmdesk.session.v1.GetSessionResponse
-	7,  // 17: helmdesk.session.v1.SessionService.ListSessions:output_type -> helmdesk.session.v1.ListSessionsResponse
-	9,  // 18: helmdesk.session.v1.SessionService.ListMessages:output_type -> helmdesk.session.v1.ListMessagesResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	19, // 2: helmdesk.session.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	19, // 3: helmdesk.session.v1.Session.assigned_at:type_name -> google.protobuf.Timestamp
+	19, // 4: helmdesk.session.v1.Session.closed_at:type_name -> google.protobuf.Timestamp
+	19, // 5: helmdesk.session.v1.Session.first_response_at:type_name -> google.protobuf.Timestamp
+	3,  // 6: helmdesk.session.v1.Session.csat:type_name -> helmdesk.session.v1.CSAT
+	19, // 7: helmdesk.session.v1.CSAT.submitted_at:type_name -> google.protobuf.Timestamp
+	18, // 8: helmdesk.session.v1.CreateSessionRequest.profile:type_name -> google.protobuf.Struct
+	2,  // 9: helmdesk.session.v1.CreateSessionResponse.session:type_name -> helmdesk.session.v1.Session
+	2,  // 10: helmdesk.session.v1.GetSessionResponse.session:type_name -> helmdesk.session.v1.Session
+	0,  // 11: helmdesk.session.v1.ListSessionsRequest.status:type_name -> helmdesk.session.v1.Status
+	19, // 12: helmdesk.session.v1.ListSessionsRequest.created_from:type_name -> google.protobuf.Timestamp
+	19, // 13: helmdesk.session.v1.ListSessionsRequest.created_to:type_name -> google.protobuf.Timestamp
+	2,  // 14: helmdesk.session.v1.ListSessionsResponse.sessions:type_name -> helmdesk.session.v1.Session
+	1,  // 15: helmdesk.session.v1.CloseSessionRequest.by:type_name -> helmdesk.session.v1.Actor
+	2,  // 16: helmdesk.session.v1.CloseSessionResponse.session:type_name -> helmdesk.session.v1.Session
+	1,  // 17: helmdesk.session.v1.TransferSessionRequest.by:type_name -> helmdesk.session.v1.Actor
+	2,  // 18: helmdesk.session.v1.TransferSessionResponse.session:type_name -> helmdesk.session.v1.Session
+	3,  // 19: helmdesk.session.v1.SubmitCSATResponse.csat:type_name -> helmdesk.session.v1.CSAT
+	20, // 20: helmdesk.session.v1.ListMessagesResponse.messages:type_name -> helmdesk.events.v1.Message
+	4,  // 21: helmdesk.session.v1.SessionService.CreateSession:input_type -> helmdesk.session.v1.CreateSessionRequest
+	6,  // 22: helmdesk.session.v1.SessionService.GetSession:input_type -> helmdesk.session.v1.GetSessionRequest
+	8,  // 23: helmdesk.session.v1.SessionService.ListSessions:input_type -> helmdesk.session.v1.ListSessionsRequest
+	16, // 24: helmdesk.session.v1.SessionService.ListMessages:input_type -> helmdesk.session.v1.ListMessagesRequest
+	10, // 25: helmdesk.session.v1.SessionService.CloseSession:input_type -> helmdesk.session.v1.CloseSessionRequest
+	12, // 26: helmdesk.session.v1.SessionService.TransferSession:input_type -> helmdesk.session.v1.TransferSessionRequest
+	14, // 27: helmdesk.session.v1.SessionService.SubmitCSAT:input_type -> helmdesk.session.v1.SubmitCSATRequest
+	5,  // 28: helmdesk.session.v1.SessionService.CreateSession:output_type -> helmdesk.session.v1.CreateSessionResponse
+	7,  // 29: helmdesk.session.v1.SessionService.GetSession:output_type -> helmdesk.session.v1.GetSessionResponse
+	9,  // 30: helmdesk.session.v1.SessionService.ListSessions:output_type -> helmdesk.session.v1.ListSessionsResponse
+	17, // 31: helmdesk.session.v1.SessionService.ListMessages:output_type -> helmdesk.session.v1.ListMessagesResponse
+	11, // 32: helmdesk.session.v1.SessionService.CloseSession:output_type -> helmdesk.session.v1.CloseSessionResponse
+	13, // 33: helmdesk.session.v1.SessionService.TransferSession:output_type -> helmdesk.session.v1.TransferSessionResponse
+	15, // 34: helmdesk.session.v1.SessionService.SubmitCSAT:output_type -> helmdesk.session.v1.SubmitCSATResponse
+	28, // [28:35] is the sub-list for method output_type
+	21, // [21:28] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_helmdesk_session_v1_session_proto_init() }
@@ -765,7 +1401,7 @@ func file_helmdesk_session_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_helmdesk_session_v1_session_proto_rawDesc), len(file_helmdesk_session_v1_session_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

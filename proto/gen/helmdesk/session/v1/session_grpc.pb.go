@@ -19,10 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SessionService_CreateSession_FullMethodName = "/helmdesk.session.v1.SessionService/CreateSession"
-	SessionService_GetSession_FullMethodName    = "/helmdesk.session.v1.SessionService/GetSession"
-	SessionService_ListSessions_FullMethodName  = "/helmdesk.session.v1.SessionService/ListSessions"
-	SessionService_ListMessages_FullMethodName  = "/helmdesk.session.v1.SessionService/ListMessages"
+	SessionService_CreateSession_FullMethodName   = "/helmdesk.session.v1.SessionService/CreateSession"
+	SessionService_GetSession_FullMethodName      = "/helmdesk.session.v1.SessionService/GetSession"
+	SessionService_ListSessions_FullMethodName    = "/helmdesk.session.v1.SessionService/ListSessions"
+	SessionService_ListMessages_FullMethodName    = "/helmdesk.session.v1.SessionService/ListMessages"
+	SessionService_CloseSession_FullMethodName    = "/helmdesk.session.v1.SessionService/CloseSession"
+	SessionService_TransferSession_FullMethodName = "/helmdesk.session.v1.SessionService/TransferSession"
+	SessionService_SubmitCSAT_FullMethodName      = "/helmdesk.session.v1.SessionService/SubmitCSAT"
 )
 
 // SessionServiceClient is the client API for SessionService service.
@@ -39,6 +42,12 @@ type SessionServiceClient interface {
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// ListMessages returns a session's messages with seq greater than after_seq, in order.
 	ListMessages(ctx context.Context, in *ListMessagesRequest, opts ...grpc.CallOption) (*ListMessagesResponse, error)
+	// CloseSession ends a conversation and frees its agent's capacity.
+	CloseSession(ctx context.Context, in *CloseSessionRequest, opts ...grpc.CallOption) (*CloseSessionResponse, error)
+	// TransferSession hands a conversation to another agent or group.
+	TransferSession(ctx context.Context, in *TransferSessionRequest, opts ...grpc.CallOption) (*TransferSessionResponse, error)
+	// SubmitCSAT records the customer's rating of a closed conversation (once).
+	SubmitCSAT(ctx context.Context, in *SubmitCSATRequest, opts ...grpc.CallOption) (*SubmitCSATResponse, error)
 }
 
 type sessionServiceClient struct {
@@ -89,6 +98,36 @@ func (c *sessionServiceClient) ListMessages(ctx context.Context, in *ListMessage
 	return out, nil
 }
 
+func (c *sessionServiceClient) CloseSession(ctx context.Context, in *CloseSessionRequest, opts ...grpc.CallOption) (*CloseSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloseSessionResponse)
+	err := c.cc.Invoke(ctx, SessionService_CloseSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) TransferSession(ctx context.Context, in *TransferSessionRequest, opts ...grpc.CallOption) (*TransferSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferSessionResponse)
+	err := c.cc.Invoke(ctx, SessionService_TransferSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) SubmitCSAT(ctx context.Context, in *SubmitCSATRequest, opts ...grpc.CallOption) (*SubmitCSATResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitCSATResponse)
+	err := c.cc.Invoke(ctx, SessionService_SubmitCSAT_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SessionServiceServer is the server API for SessionService service.
 // All implementations must embed UnimplementedSessionServiceServer
 // for forward compatibility.
@@ -103,6 +142,12 @@ type SessionServiceServer interface {
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// ListMessages returns a session's messages with seq greater than after_seq, in order.
 	ListMessages(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error)
+	// CloseSession ends a conversation and frees its agent's capacity.
+	CloseSession(context.Context, *CloseSessionRequest) (*CloseSessionResponse, error)
+	// TransferSession hands a conversation to another agent or group.
+	TransferSession(context.Context, *TransferSessionRequest) (*TransferSessionResponse, error)
+	// SubmitCSAT records the customer's rating of a closed conversation (once).
+	SubmitCSAT(context.Context, *SubmitCSATRequest) (*SubmitCSATResponse, error)
 	mustEmbedUnimplementedSessionServiceServer()
 }
 
@@ -124,6 +169,15 @@ func (UnimplementedSessionServiceServer) ListSessions(context.Context, *ListSess
 }
 func (UnimplementedSessionServiceServer) ListMessages(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMessages not implemented")
+}
+func (UnimplementedSessionServiceServer) CloseSession(context.Context, *CloseSessionRequest) (*CloseSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloseSession not implemented")
+}
+func (UnimplementedSessionServiceServer) TransferSession(context.Context, *TransferSessionRequest) (*TransferSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferSession not implemented")
+}
+func (UnimplementedSessionServiceServer) SubmitCSAT(context.Context, *SubmitCSATRequest) (*SubmitCSATResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitCSAT not implemented")
 }
 func (UnimplementedSessionServiceServer) mustEmbedUnimplementedSessionServiceServer() {}
 func (UnimplementedSessionServiceServer) testEmbeddedByValue()                        {}
@@ -218,6 +272,60 @@ func _SessionService_ListMessages_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SessionService_CloseSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloseSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).CloseSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_CloseSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).CloseSession(ctx, req.(*CloseSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_TransferSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).TransferSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_TransferSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).TransferSession(ctx, req.(*TransferSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_SubmitCSAT_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitCSATRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).SubmitCSAT(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_SubmitCSAT_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).SubmitCSAT(ctx, req.(*SubmitCSATRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SessionService_ServiceDesc is the grpc.ServiceDesc for SessionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +348,18 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMessages",
 			Handler:    _SessionService_ListMessages_Handler,
+		},
+		{
+			MethodName: "CloseSession",
+			Handler:    _SessionService_CloseSession_Handler,
+		},
+		{
+			MethodName: "TransferSession",
+			Handler:    _SessionService_TransferSession_Handler,
+		},
+		{
+			MethodName: "SubmitCSAT",
+			Handler:    _SessionService_SubmitCSAT_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,28 @@
+// Package devstack runs the infrastructure helmdesk depends on inside the
+// current process, for `helmdesk dev`.
+//
+// Each dependency speaks its real wire protocol on a loopback port, so the
+// production clients (mongo-driver, kafka-go, go-redis) talk to it unchanged:
+//
+//   - MongoDB: FerretDB v1 embedded, storing data in SQLite files
+//     (see [StartMongo]). It implements a subset of MongoDB; see
+//     docs/toolchain.md for what is missing (transactions, change streams,
+//     TTL indexes, $lookup, ...).
+//   - Kafka: a kfake cluster with one broker that persists its log to disk
+//     (see [StartKafka]).
+//   - Redis: miniredis, with a JSON snapshot written every two seconds and on
+//     Close and restored at start (see [StartRedis]). miniredis itself keeps
+//     everything in memory; the snapshot covers strings, hashes (including
+//     field TTLs), lists, sets, sorted sets and streams (entries only, not
+//     consumer groups), plus key TTLs. HyperLogLogs are not persisted.
+//
+// [Start] runs all three under one data directory:
+//
+//	<DataDir>/.lock        flock held while the stack runs
+//	<DataDir>/mongo/       FerretDB SQLite databases
+//	<DataDir>/kafka/       kfake segments and metadata
+//	<DataDir>/redis.json   miniredis snapshot
+//
+// Data survives restarts of the process. Nothing here is meant for
+// production: it trades durability and performance for zero setup.
+package devstack

@@ -1,0 +1,105 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+// Mongo is an embedded FerretDB serving the MongoDB wire protocol on a
+// loopback port, with its data in SQLite files.
+type Mongo struct {
+	uri    string
+	logger *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// StartMongo starts FerretDB with the SQLite handler, storing its databases
+// (one SQLite file each) in dir, which is created if needed. It listens on a
+// free port of 127.0.0.1.
+//
+// ctx is only used while starting: FerretDB runs until [Mongo.Close].
+//
+// FerretDB's own logs go to logger at error level only. Starting two
+// instances concurrently is a data race inside FerretDB (it writes a package
+// variable in ferretdb.New), so start them one at a time.
+func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start mongo: %w", err)
+	}
+	logger = orDiscard(logger).With(slog.String("component", "ferretdb"))
+
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve mongo data dir %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, fmt.Errorf("create mongo data dir: %w", err)
+	}
+
+	// The SQLite handler wants a "file:" URI naming a directory, with a
+	// trailing slash.
+	sqliteURL := (&url.URL{Scheme: "file", Path: abs + string(filepath.Separator)}).String()
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Logger:    atLeast(logger, slog.LevelError),
+		Handler:   "sqlite",
+		SQLiteURL: sqliteURL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create ferretdb in %s: %w", abs, err)
+	}
+
+	// The TCP listener is bound in ferretdb.New, so the URI is known before
+	// Run starts accepting connections; clients that connect early wait in
+	// the accept backlog.
+	uri := f.MongoDBURI()
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m := &Mongo{
+		uri:    uri,
+		logger: logger,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go func() {
+		defer close(m.done)
+		// Run only returns once the listener, every connection and the
+		// SQLite backend are closed; its error is always nil in v1.24.
+		if err := f.Run(runCtx); err != nil {
+			m.closeErr = fmt.Errorf("run ferretdb: %w", err)
+		}
+	}()
+
+	logger.Debug("mongo started", slog.String("uri", uri), slog.String("dir", abs))
+	return m, nil
+}
+
+// URI returns a mongodb:// URI for this server, for example
+// "mongodb://127.0.0.1:40123/".
+func (m *Mongo) URI() string { return m.uri }
+
+// Close stops FerretDB and waits until its listener, connections and SQLite
+// databases are closed. FerretDB gives clients that are still connected
+// 3 seconds to disconnect before it drops them, so disconnect clients first
+// for a fast shutdown. It is safe to call more than once.
+func (m *Mongo) Close() error {
+	m.closeOnce.Do(func() {
+		m.cancel()
+		<-m.done
+		m.logger.Debug("mongo stopped")
+	})
+	return m.closeErr
+}
