@@ -62,6 +62,47 @@ lint: ## Check formatting and vet the code.
 bench: deps ## Run the Go benchmarks (see docs/benchmarks.md for the load tests).
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
 
+##@ Console (web console and chat widget: services/gateway/console)
+
+CONSOLE_DIR   := services/gateway/console
+CONSOLE_DEPS  := $(CONSOLE_DIR)/node_modules/.package-lock.json
+CONSOLE_DIST  := $(CONSOLE_DIR)/dist/index.html
+CONSOLE_SRC   := $(shell find $(CONSOLE_DIR)/src $(CONSOLE_DIR)/public -type f 2>/dev/null) $(CONSOLE_DIR)/index.html $(CONSOLE_DIR)/vite.config.ts $(CONSOLE_DIR)/vite.widget.config.ts
+CHROMIUM      ?= /usr/bin/chromium
+
+$(CONSOLE_DEPS): $(CONSOLE_DIR)/package.json $(CONSOLE_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install Node.js 20+ (apt-get install nodejs npm) to build the console"; exit 1; }
+	cd $(CONSOLE_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+$(CONSOLE_DIST): $(CONSOLE_DEPS) $(CONSOLE_SRC)
+	cd $(CONSOLE_DIR) && npm run build
+
+.PHONY: console
+console: $(CONSOLE_DIST) ## Build the console and widget into services/gateway/console/dist (npm ci + vite; checks bundle sizes).
+
+.PHONY: console-if-possible
+console-if-possible: ## Build the console when npm is available; otherwise the binary serves a page saying how.
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory console; \
+	else echo "npm not found: bin/helmdesk will serve a 'console not built' page at /"; fi
+
+.PHONY: console-test
+console-test: $(CONSOLE_DIST) ## Type-check the console, run its unit tests (Vitest) and check bundle sizes.
+	cd $(CONSOLE_DIR) && npm run typecheck && npm test && npm run sizes
+
+.PHONY: deps-browser
+deps-browser: ## Install Debian's Chromium for the browser tests when missing.
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium is missing: sudo apt-get install chromium"; exit 1; fi; \
+	fi
+
+.PHONY: e2e-browser
+e2e-browser: deps-browser console ## Browser end-to-end test: helmdesk dev + widget + console in Chromium (screenshots in test-results/browser).
+	$(GO) build -o bin/helmdesk ./services/cmd/helmdesk
+	cd $(CONSOLE_DIR) && CHROMIUM_PATH=$(CHROMIUM) npm run e2e
+
 ##@ Setup
 
 .PHONY: deps

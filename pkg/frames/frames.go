@@ -49,12 +49,12 @@ type Sender struct {
 // Message is the server→client message frame, also the shape of a message in the
 // REST history.
 type Message struct {
-	Type        string    `json:"type"`
-	SessionID   string    `json:"session_id"`
-	Seq         int64     `json:"seq"`
-	ClientMsgID string    `json:"client_msg_id"`
-	Sender      Sender    `json:"sender"`
-	Text        string    `json:"text"`
+	Type        string `json:"type"`
+	SessionID   string `json:"session_id"`
+	Seq         int64  `json:"seq"`
+	ClientMsgID string `json:"client_msg_id"`
+	Sender      Sender `json:"sender"`
+	Text        string `json:"text"`
 	// Event names what a system message reports ("closed", "transferred", ...).
 	Event     string    `json:"event,omitempty"`
 	CreatedAt time.Time `json:"created_at"`

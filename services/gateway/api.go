@@ -2,32 +2,20 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/fault"
 	"github.com/helmdesk/helmdesk/pkg/frames"
-	"github.com/helmdesk/helmdesk/pkg/store"
 	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
 	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
 	"github.com/helmdesk/helmdesk/services/session"
-)
-
-// access says who may call a route.
-type access int
-
-const (
-	public       access = iota // anyone
-	anyUser                    // any signed-in user
-	adminOnly                  // admins
-	staff                      // admins and supervisors
-	userOrClient               // any user, or the customer of the session in the path
 )
 
 // route is one entry of the API's route table; the table is the single place where
@@ -40,21 +28,59 @@ type route struct {
 
 func (g *Gateway) routeTable() []route {
 	return []route{
+		// setup and sign-in
 		{"POST /api/v1/setup", public, g.handleSetup},
 		{"GET /api/v1/setup", public, g.handleSetupState},
 		{"POST /api/v1/auth/login", public, g.handleLogin},
 		{"POST /api/v1/auth/logout", anyUser, g.handleLogout},
+		{"GET /api/v1/auth/sessions", need(PermAuthSessions), g.handleListSignIns},
+		{"DELETE /api/v1/auth/sessions/{id}", need(PermAuthSessions), g.handleRevokeSignIn},
 		{"GET /api/v1/me", anyUser, g.handleMe},
-		{"GET /api/v1/agents", staff, g.handleListAgents},
-		{"POST /api/v1/agents", adminOnly, g.handleCreateAgent},
-		{"PUT /api/v1/agents/{id}/status", anyUser, g.handleSetStatus},
+		{"GET /api/v1/roles", need(PermAgentsRead), g.handleListRoles},
+		{"POST /api/v1/roles", need(PermRolesManage), g.handleCreateRole},
+		{"GET /api/v1/permissions", anyUser, g.handleListPermissions},
+		{"POST /api/v1/api_keys", need(PermAPIKeysManage), g.handleCreateAPIKey},
+		{"GET /api/v1/api_keys", need(PermAPIKeysManage), g.handleListAPIKeys},
+		{"DELETE /api/v1/api_keys/{id}", need(PermAPIKeysManage), g.handleRevokeAPIKey},
+		{"GET /api/v1/audit_logs", need(PermAuditRead), g.handleListAudit},
+		{"GET /api/v1/audit_logs/export", need(PermAuditExport), g.handleExportAudit},
+		{"GET /api/v1/audit_logs/verify", need(PermAuditRead), g.handleVerifyAudit},
+		// agents, groups, presence, routing
+		{"GET /api/v1/agents", need(PermAgentsRead), g.handleListAgents},
+		{"POST /api/v1/agents", need(PermAgentsManage), g.handleCreateAgent},
+		{"POST /api/v1/agents/import", need(PermAgentsManage), g.handleImportAgents},
 		{"GET /api/v1/agents/online_status", anyUser, g.handleOnlineStatus},
+		{"GET /api/v1/agents/{id}", need(PermAgentsRead), g.handleGetAgent},
+		{"PATCH /api/v1/agents/{id}", anyUser, g.handlePatchAgent},
+		{"PUT /api/v1/agents/{id}/status", anyUser, g.handleSetStatus},
+		{"GET /api/v1/groups", need(PermGroupsRead), g.handleListGroups},
+		{"POST /api/v1/groups", need(PermGroupsManage), g.handleCreateGroup},
+		{"GET /api/v1/routing/rules", need(PermRoutingRead), g.handleGetRules},
+		{"PUT /api/v1/routing/rules", need(PermRoutingManage), g.handlePutRules},
+		{"GET /api/v1/routing/rules/versions", need(PermRoutingRead), g.handleRuleVersions},
+		{"POST /api/v1/routing/test", need(PermRoutingRead), g.handleTestRules},
+		{"GET /api/v1/routing/queues", need(PermQueuesRead), g.handleListQueues},
+		// conversations
 		{"POST /api/v1/customer/sessions", public, g.handleCustomerSession},
 		{"GET /api/v1/sessions", anyUser, g.handleListSessions},
 		{"GET /api/v1/sessions/{id}", userOrClient, g.handleGetSession},
 		{"GET /api/v1/sessions/{id}/messages", userOrClient, g.handleMessages},
+		{"GET /api/v1/sessions/{id}/customer_sessions", anyUser, g.handleCustomerSessions},
+		{"POST /api/v1/sessions/{id}/close", userOrClient, g.handleClose},
+		{"POST /api/v1/sessions/{id}/transfer", anyUser, g.handleTransfer},
+		{"POST /api/v1/sessions/{id}/csat", customerOnly, g.handleCSAT},
+		{"POST /api/v1/sessions/{id}/reviews", need(PermReviewsWrite), g.handleAddReview},
+		{"GET /api/v1/sessions/{id}/reviews", need(PermReviewsRead), g.handleListReviews},
 		{"GET /api/v1/customer/ws", public, g.handleCustomerSocket},
 		{"GET /api/v1/agent/ws", public, g.handleAgentSocket},
+		{"GET /api/v1/customers", need(PermCustomersRead), g.handleFindCustomers},
+		{"DELETE /api/v1/customers/{id}", need(PermCustomersErase), g.handleEraseCustomer},
+		// channels
+		{"GET /api/v1/channels", need(PermChannelsRead), g.handleListChannels},
+		{"POST /api/v1/channels", need(PermChannelsManage), g.handleCreateChannel},
+		{"GET /api/v1/channels/{id}", need(PermChannelsRead), g.handleGetChannel},
+		{"PATCH /api/v1/channels/{id}", need(PermChannelsManage), g.handlePatchChannel},
+		{"GET /api/v1/channels/by_key/{key}/widget", public, g.handleWidgetConfig},
 	}
 }
 
@@ -65,7 +91,8 @@ func (g *Gateway) routes() http.Handler {
 	}
 	mux.Handle("/api/", notFoundHandler(g))
 	g.rt.Mount(mux)
-	return g.instrument(mux)
+	g.mountConsole(mux)
+	return withCORS(g.instrument(mux))
 }
 
 // bearer extracts the request's token from the Authorization header, or for
@@ -83,8 +110,6 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-var errForbidden = fault.New(fault.PermissionDenied, "forbidden", "your role does not allow this")
-
 // guard authenticates and authorises a request before its handler runs.
 func (g *Gateway) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -94,6 +119,9 @@ func (g *Gateway) guard(rt route) http.Handler {
 			p, err = g.identity.authenticate(r.Context(), bearer(r))
 			if err == nil {
 				err = authorize(rt.access, p, r)
+				if fault.Is(err, fault.PermissionDenied) {
+					g.auditDenied(r, p, rt.pattern)
+				}
 			}
 			if err != nil {
 				g.writeError(w, r, err)
@@ -104,42 +132,6 @@ func (g *Gateway) guard(rt route) http.Handler {
 			g.writeError(w, r, err)
 		}
 	})
-}
-
-func authorize(a access, p Principal, r *http.Request) error {
-	isUser := p.Kind == tokenUser
-	switch a {
-	case anyUser:
-		if !isUser {
-			return errForbidden
-		}
-	case adminOnly:
-		if !isUser || p.Role != auth.RoleAdmin {
-			return errForbidden
-		}
-	case staff:
-		if !isUser || (p.Role != auth.RoleAdmin && p.Role != auth.RoleSupervisor) {
-			return errForbidden
-		}
-	case userOrClient:
-		if !isUser && p.SessionID != r.PathValue("id") {
-			return fault.New(fault.NotFound, "session_not_found", "session %s does not exist", r.PathValue("id"))
-		}
-	}
-	return nil
-}
-
-// canReadSession applies object-level access: customers their own session, agents
-// the sessions assigned to them, other roles every session.
-func canReadSession(p Principal, s *sessionv1.Session) bool {
-	switch {
-	case p.Kind == tokenCustomer:
-		return p.SessionID == s.GetId()
-	case p.Role == auth.RoleAgent:
-		return s.GetAgentId() == p.UserID
-	default:
-		return true
-	}
 }
 
 // --- setup and sign-in ---
@@ -178,10 +170,11 @@ func (g *Gateway) handleSetup(w http.ResponseWriter, r *http.Request, _ Principa
 		}
 		return err
 	}
-	token, exp, err := g.identity.issue(r.Context(), tokenUser, admin.ID, admin.Role, g.cfg.UserTokenTTL)
+	token, exp, err := g.identity.issue(r.Context(), tokenUser, admin.ID, admin.Role, g.cfg.UserTokenTTL, r)
 	if err != nil {
 		return err
 	}
+	g.audit(r, Principal{Kind: tokenUser, UserID: admin.ID, Name: admin.Email}, "setup.complete", "organization", org.ID, nil, map[string]any{"organization": org.Name, "admin_email": admin.Email})
 	writeJSON(w, http.StatusCreated, map[string]any{"organization": org, "admin": admin, "token": token, "expires_at": exp})
 	return nil
 }
@@ -202,49 +195,6 @@ type loginRequest struct {
 
 var errBadCredentials = fault.New(fault.Unauthenticated, "invalid_credentials", "the email or password is wrong")
 
-func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ Principal) error {
-	var req loginRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	if req.Email == "" || req.Password == "" {
-		return fault.New(fault.InvalidArgument, "missing_credentials", "email and password are required")
-	}
-	if len(req.Password) > 4*auth.MaxPasswordLen {
-		return errBadCredentials
-	}
-	email := strings.ToLower(strings.TrimSpace(req.Email))
-	u, err := g.identity.userByEmail(r.Context(), email)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			// Spend the same time as a real check so timing does not reveal accounts.
-			_ = auth.VerifyPassword(dummyHash, req.Password)
-			return errBadCredentials
-		}
-		return err
-	}
-	if err := auth.VerifyPassword(u.PasswordHash, req.Password); err != nil || u.Disabled {
-		return errBadCredentials
-	}
-	token, exp, err := g.identity.issue(r.Context(), tokenUser, u.ID, u.Role, g.cfg.UserTokenTTL)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": token, "expires_at": exp, "user": u})
-	return nil
-}
-
-// dummyHash is verified against when the account does not exist.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$H3kG3i2wQ8b5X6c1rFQ2w6Jx0d4o7v5mKjz2m5bJ4nY"
-
-func (g *Gateway) handleLogout(w http.ResponseWriter, r *http.Request, _ Principal) error {
-	if err := g.identity.revoke(r.Context(), bearer(r)); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
 func (g *Gateway) handleMe(w http.ResponseWriter, r *http.Request, p Principal) error {
 	u, err := g.identity.userByID(r.Context(), p.UserID)
 	if err != nil {
@@ -255,67 +205,6 @@ func (g *Gateway) handleMe(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 // --- agents ---
-
-type createAgentRequest struct {
-	Email       string   `json:"email"`
-	Password    string   `json:"password"`
-	Name        string   `json:"name"`
-	Role        string   `json:"role"`
-	MaxSessions *int     `json:"max_sessions"`
-	Groups      []string `json:"groups"`
-}
-
-func (g *Gateway) handleCreateAgent(w http.ResponseWriter, r *http.Request, _ Principal) error {
-	var req createAgentRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	email, err := normalizeEmail(req.Email)
-	if err != nil {
-		return err
-	}
-	name, err := validateName("name", req.Name)
-	if err != nil {
-		return err
-	}
-	role := auth.RoleAgent
-	if req.Role != "" {
-		role = auth.Role(req.Role)
-		if !role.Valid() {
-			return fault.Invalid("role", "invalid_role", "role must be one of admin, supervisor, agent, qa")
-		}
-	}
-	maxSessions := 5
-	if req.MaxSessions != nil {
-		maxSessions = *req.MaxSessions
-	}
-	if maxSessions < 1 || maxSessions > 100 {
-		return fault.Invalid("max_sessions", "invalid_max_sessions", "max_sessions must be between 1 and 100")
-	}
-	u, err := g.identity.createUser(r.Context(), User{Email: email, Name: name, Role: role, MaxSessions: maxSessions, Groups: req.Groups}, req.Password)
-	if err != nil {
-		return err
-	}
-	if _, err := g.routing.UpsertAgent(r.Context(), &routingv1.UpsertAgentRequest{AgentId: u.ID, MaxSessions: int32(maxSessions), Groups: req.Groups}); err != nil {
-		// Keep identity and routing consistent: an agent routing does not know is no agent.
-		_ = g.identity.deleteUser(context.WithoutCancel(r.Context()), u.ID)
-		return err
-	}
-	writeJSON(w, http.StatusCreated, u)
-	return nil
-}
-
-func (g *Gateway) handleListAgents(w http.ResponseWriter, r *http.Request, _ Principal) error {
-	users, err := g.identity.listUsers(r.Context(), "")
-	if err != nil {
-		return err
-	}
-	if users == nil {
-		users = []User{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"agents": users})
-	return nil
-}
 
 var agentStatuses = map[string]routingv1.AgentStatus{
 	"online":  routingv1.AgentStatus_AGENT_STATUS_ONLINE,
@@ -390,6 +279,9 @@ type customerSessionRequest struct {
 	Profile map[string]any `json:"profile"`
 	PageURL string         `json:"page_url"`
 	Channel string         `json:"channel"`
+	// ChannelKey is the widget's channel key; when set, the session's channel is that
+	// channel's type.
+	ChannelKey string `json:"channel_key"`
 }
 
 func (g *Gateway) handleCustomerSession(w http.ResponseWriter, r *http.Request, _ Principal) error {
@@ -404,18 +296,23 @@ func (g *Gateway) handleCustomerSession(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return fault.Invalid("profile", "invalid_profile", "profile must be a JSON object")
 	}
+	if req.ChannelKey != "" {
+		if req.Channel, err = g.resolveChannelKey(r.Context(), req.ChannelKey); err != nil {
+			return err
+		}
+	}
 	res, err := g.sessions.CreateSession(r.Context(), &sessionv1.CreateSessionRequest{UserId: req.UserID, Channel: req.Channel, PageUrl: req.PageURL, Profile: profile})
 	if err != nil {
 		return err
 	}
 	sess := res.GetSession()
-	token, exp, err := g.identity.issue(r.Context(), tokenCustomer, sess.GetId(), "", g.cfg.CustomerTokenTTL)
+	token, exp, err := g.identity.issue(r.Context(), tokenCustomer, sess.GetId(), "", g.cfg.CustomerTokenTTL, r)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"session_id": sess.GetId(), "customer_token": token, "expires_at": exp,
-		"status": session.StatusName(sess.GetStatus()), "agent_id": sess.GetAgentId(),
+		"status": session.StatusName(sess.GetStatus()), "agent_id": sess.GetAgentId(), "queue_position": sess.GetQueuePosition(),
 	})
 	return nil
 }
@@ -433,7 +330,13 @@ type sessionJSON struct {
 	LastSeq    int64          `json:"last_seq"`
 	CreatedAt  time.Time      `json:"created_at"`
 	AssignedAt *time.Time     `json:"assigned_at,omitempty"`
-	ClosedAt   *time.Time     `json:"closed_at,omitempty"`
+	// FirstResponseAt is the first agent message: FRT = first_response_at - created_at.
+	FirstResponseAt *time.Time     `json:"first_response_at,omitempty"`
+	ClosedAt        *time.Time     `json:"closed_at,omitempty"`
+	ClosedBy        string         `json:"closed_by,omitempty"`
+	CloseReason     string         `json:"close_reason,omitempty"`
+	QueuePosition   int64          `json:"queue_position,omitempty"`
+	CSAT            map[string]any `json:"csat,omitempty"`
 }
 
 func toSessionJSON(s *sessionv1.Session) sessionJSON {
@@ -449,6 +352,14 @@ func toSessionJSON(s *sessionv1.Session) sessionJSON {
 	if s.GetClosedAt() != nil {
 		t := s.GetClosedAt().AsTime()
 		out.ClosedAt = &t
+	}
+	if s.GetFirstResponseAt() != nil {
+		t := s.GetFirstResponseAt().AsTime()
+		out.FirstResponseAt = &t
+	}
+	out.ClosedBy, out.CloseReason, out.QueuePosition = s.GetClosedBy(), s.GetCloseReason(), s.GetQueuePosition()
+	if s.GetCsat() != nil {
+		out.CSAT = csatJSON(s.GetCsat())
 	}
 	return out
 }
@@ -481,12 +392,16 @@ func (g *Gateway) handleGetSession(w http.ResponseWriter, r *http.Request, p Pri
 
 func (g *Gateway) handleListSessions(w http.ResponseWriter, r *http.Request, p Principal) error {
 	q := r.URL.Query()
-	req := &sessionv1.ListSessionsRequest{AgentId: q.Get("agent_id"), Limit: 100}
+	req := &sessionv1.ListSessionsRequest{
+		AgentId: q.Get("agent_id"), Group: q.Get("group"), Channel: q.Get("channel"),
+		CustomerId: q.Get("customer_id"), UserId: q.Get("user_id"), Cursor: q.Get("cursor"), Limit: 50,
+	}
 	if p.Role == auth.RoleAgent {
+		// Agents see the sessions assigned to them, now or before.
 		if req.AgentId != "" && req.AgentId != p.UserID {
 			return errForbidden
 		}
-		req.AgentId = p.UserID
+		req.AgentId, req.IncludePastAgents = p.UserID, true
 	}
 	switch q.Get("status") {
 	case "":
@@ -498,6 +413,15 @@ func (g *Gateway) handleListSessions(w http.ResponseWriter, r *http.Request, p P
 		req.Status = sessionv1.Status_STATUS_CLOSED
 	default:
 		return fault.Invalid("status", "invalid_status", "status must be queued, assigned or closed")
+	}
+	for name, dst := range map[string]**timestamppb.Timestamp{"created_from": &req.CreatedFrom, "created_to": &req.CreatedTo} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return fault.Invalid(name, "invalid_time", "%s must be an RFC 3339 time such as 2026-01-31T00:00:00Z", name)
+			}
+			*dst = timestamppb.New(t)
+		}
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -514,8 +438,131 @@ func (g *Gateway) handleListSessions(w http.ResponseWriter, r *http.Request, p P
 	for _, s := range res.GetSessions() {
 		out = append(out, toSessionJSON(s))
 	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out, "next_cursor": res.GetNextCursor()})
+	return nil
+}
+
+// handleCustomerSessions lists the earlier sessions of a session's customer, for the
+// agent serving them.
+func (g *Gateway) handleCustomerSessions(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	s, err := g.loadSession(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	res, err := g.sessions.ListSessions(r.Context(), &sessionv1.ListSessionsRequest{CustomerId: s.GetCustomerId(), Limit: 50})
+	if err != nil {
+		return err
+	}
+	out := make([]sessionJSON, 0, len(res.GetSessions()))
+	for _, x := range res.GetSessions() {
+		if x.GetId() != id {
+			out = append(out, toSessionJSON(x))
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 	return nil
+}
+
+func actorOf(p Principal) *sessionv1.Actor {
+	if p.Kind == tokenCustomer {
+		return &sessionv1.Actor{Type: frames.SenderCustomer, Id: p.SessionID}
+	}
+	return &sessionv1.Actor{Type: frames.SenderAgent, Id: p.UserID}
+}
+
+func (g *Gateway) handleClose(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &req); err != nil {
+			return err
+		}
+	}
+	s, err := g.loadSession(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	if p.Kind == tokenUser && !mayManageSession(p, s) {
+		return errForbidden
+	}
+	res, err := g.sessions.CloseSession(r.Context(), &sessionv1.CloseSessionRequest{SessionId: id, By: actorOf(p), Reason: req.Reason})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toSessionJSON(res.GetSession()))
+	return nil
+}
+
+func (g *Gateway) handleTransfer(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		AgentID string `json:"agent_id"`
+		Group   string `json:"group"`
+		Note    string `json:"note"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	s, err := g.loadSession(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	if !mayManageSession(p, s) {
+		return errForbidden
+	}
+	if req.AgentID != "" {
+		if _, err := g.identity.userByID(r.Context(), req.AgentID); err != nil {
+			return fault.Invalid("agent_id", "unknown_agent", "agent %s does not exist", req.AgentID)
+		}
+	}
+	res, err := g.sessions.TransferSession(r.Context(), &sessionv1.TransferSessionRequest{SessionId: id, By: actorOf(p), ToAgentId: req.AgentID, ToGroup: req.Group, Note: req.Note})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toSessionJSON(res.GetSession()))
+	return nil
+}
+
+func (g *Gateway) handleCSAT(w http.ResponseWriter, r *http.Request, p Principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if p.Kind != tokenCustomer {
+		return fault.New(fault.PermissionDenied, "customer_token_required", "only the customer of the conversation can rate it")
+	}
+	var req struct {
+		Score   *int   `json:"score"`
+		Comment string `json:"comment"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Score == nil {
+		return fault.Invalid("score", "invalid_score", "score is required: a whole number from 1 to 5")
+	}
+	res, err := g.sessions.SubmitCSAT(r.Context(), &sessionv1.SubmitCSATRequest{SessionId: id, Score: int32(*req.Score), Comment: req.Comment})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, csatJSON(res.GetCsat()))
+	return nil
+}
+
+func csatJSON(c *sessionv1.CSAT) map[string]any {
+	return map[string]any{"score": c.GetScore(), "comment": c.GetComment(), "submitted_at": c.GetSubmittedAt().AsTime()}
 }
 
 func (g *Gateway) handleMessages(w http.ResponseWriter, r *http.Request, p Principal) error {

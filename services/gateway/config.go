@@ -9,18 +9,29 @@ import (
 
 // Config holds the gateway's settings.
 type Config struct {
-	UserTokenTTL     time.Duration
-	CustomerTokenTTL time.Duration
+	UserTokenTTL          time.Duration
+	UserIdleTimeout       time.Duration
+	CustomerTokenTTL      time.Duration
+	LoginMaxFailures      int
+	LoginMaxFailuresPerIP int
+	LoginLockout          time.Duration
 }
 
 // Declare registers the settings on s.
 func (c *Config) Declare(s *config.Set) {
 	s.Group("Gateway")
-	s.Duration(&c.UserTokenTTL, "user-token-ttl", "HELMDESK_USER_TOKEN_TTL", 12*time.Hour, "Lifetime of a console sign-in token.")
+	s.Duration(&c.UserTokenTTL, "user-token-ttl", "HELMDESK_USER_TOKEN_TTL", 12*time.Hour, "Absolute lifetime of a console sign-in: after it the user signs in again however active they were.")
+	s.Duration(&c.UserIdleTimeout, "user-idle-timeout", "HELMDESK_USER_IDLE_TIMEOUT", 30*time.Minute, "A sign-in unused for this long ends (0 disables the idle timeout).")
+	s.Int(&c.LoginMaxFailures, "login-max-failures", "HELMDESK_LOGIN_MAX_FAILURES", 5, "Failed sign-ins to one account within the lockout period that lock it.")
+	s.Int(&c.LoginMaxFailuresPerIP, "login-max-failures-per-ip", "HELMDESK_LOGIN_MAX_FAILURES_PER_IP", 50, "Failed sign-ins from one address within the lockout period after which it is refused.")
+	s.Duration(&c.LoginLockout, "login-lockout", "HELMDESK_LOGIN_LOCKOUT", 15*time.Minute, "How long a locked account stays locked, and the window failures are counted in.")
 	s.Duration(&c.CustomerTokenTTL, "customer-token-ttl", "HELMDESK_CUSTOMER_TOKEN_TTL", 7*24*time.Hour, "Lifetime of a customer's session token (lets the customer reconnect to the session).")
 	s.Check(func() error {
 		if c.UserTokenTTL < time.Minute || c.CustomerTokenTTL < time.Minute {
 			return errors.New("token lifetimes must be at least 1m")
+		}
+		if c.UserIdleTimeout < 0 || c.LoginLockout < time.Second || c.LoginMaxFailures < 1 || c.LoginMaxFailuresPerIP < 1 {
+			return errors.New("--user-idle-timeout must not be negative; login limits must be positive")
 		}
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +17,9 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/helmdesk/helmdesk/pkg/app"
+	"github.com/helmdesk/helmdesk/pkg/audit"
 	"github.com/helmdesk/helmdesk/pkg/events"
+	"github.com/helmdesk/helmdesk/pkg/logkey"
 	"github.com/helmdesk/helmdesk/pkg/observability"
 	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
 	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
@@ -33,6 +36,7 @@ type Deps struct {
 	Producer *events.Producer
 	Sessions sessionv1.SessionServiceClient
 	Routing  routingv1.RoutingServiceClient
+	Audit    *audit.Log
 }
 
 // Gateway serves the public HTTP API and the sockets.
@@ -46,7 +50,10 @@ type Gateway struct {
 	sessions sessionv1.SessionServiceClient
 	routing  routingv1.RoutingServiceClient
 	metrics  *metrics
+	auditLog *audit.Log
 	handler  http.Handler
+
+	connSeq atomic.Uint64
 
 	mu       sync.Mutex
 	sockets  map[*socket]struct{}
@@ -59,11 +66,12 @@ type metrics struct {
 	messagesOut     *prometheus.CounterVec
 	deliveryLatency *prometheus.HistogramVec
 	wsErrors        *prometheus.CounterVec
+	auditFailures   prometheus.Counter
 }
 
 // New prepares the gateway.
 func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
-	id, err := newIdentity(ctx, deps.Mongo)
+	id, err := newIdentity(ctx, deps.Mongo, cfg.UserIdleTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -71,13 +79,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 	g := &Gateway{
 		cfg: cfg, rt: deps.Runtime, log: deps.Runtime.Logger, identity: id,
 		hub: newHub(deps.Redis, deps.Runtime.Logger), producer: deps.Producer,
-		sessions: deps.Sessions, routing: deps.Routing, sockets: map[*socket]struct{}{},
+		sessions: deps.Sessions, routing: deps.Routing, sockets: map[*socket]struct{}{}, auditLog: deps.Audit,
 		metrics: &metrics{
 			wsConnections:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "helmdesk_gateway_websocket_connections", Help: "Open WebSockets by kind (customer, agent)."}, []string{"kind"}),
 			messagesIn:      f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_messages_in_total", Help: "Messages accepted from sockets and durable in Kafka, by sender type."}, []string{"sender"}),
 			messagesOut:     f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_messages_out_total", Help: "Live message frames written to sockets, by recipient kind."}, []string{"recipient"}),
 			deliveryLatency: f.NewHistogramVec(prometheus.HistogramOpts{Name: "helmdesk_gateway_delivery_latency_seconds", Help: "From a gateway accepting a message to a gateway writing it to the recipient's socket.", Buckets: observability.LatencyBuckets}, []string{"recipient"}),
 			wsErrors:        f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_websocket_errors_total", Help: "Error frames sent to sockets, by code."}, []string{"code"}),
+			auditFailures:   f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_gateway_audit_failures_total", Help: "Audit entries that could not be appended (each is also logged)."}),
 		},
 	}
 	g.handler = g.routes()
@@ -87,10 +96,34 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 // Handler is the gateway's HTTP handler (API, sockets, health and metrics).
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
-// Run runs the fan-out hub until ctx is done.
-func (g *Gateway) Run(ctx context.Context) error { return g.hub.Run(ctx) }
+// Run runs the fan-out hub and the revocation listener until ctx is done.
+func (g *Gateway) Run(ctx context.Context) error {
+	return app.RunAll(ctx, g.hub, app.RunnerFunc(g.listenForRevocations), app.RunnerFunc(g.purgeAudit))
+}
 
-var errShuttingDown = errors.New("gateway shutting down")
+// purgeAudit removes audit entries past their retention, at start and every 6 hours.
+// Purging is safe from several replicas at once.
+func (g *Gateway) purgeAudit(ctx context.Context) error {
+	t := time.NewTicker(6 * time.Hour)
+	defer t.Stop()
+	for {
+		if res, err := g.auditLog.Purge(ctx); err != nil && ctx.Err() == nil {
+			g.log.ErrorContext(ctx, "purge audit log", slog.Any(logkey.Error, err))
+		} else if err == nil && res.Deleted > 0 {
+			g.log.InfoContext(ctx, "purged audit log", slog.Int64(logkey.Count, res.Deleted))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+var (
+	errShuttingDown = errors.New("gateway shutting down")
+	errRevoked      = errors.New("credentials revoked")
+)
 
 func (g *Gateway) track(s *socket) bool {
 	g.mu.Lock()

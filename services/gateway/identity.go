@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/mail"
 	"strings"
 	"sync"
@@ -55,31 +56,43 @@ type tokenKind string
 const (
 	tokenUser     tokenKind = "user"
 	tokenCustomer tokenKind = "customer"
+	tokenAPIKey   tokenKind = "api_key"
 )
 
 // tokenDoc is a bearer token's stored form: only its digest is kept.
 type tokenDoc struct {
-	Digest    string    `bson:"_id"`
-	Kind      tokenKind `bson:"kind"`
-	Subject   string    `bson:"subject"` // user id, or session id for a customer
-	Role      auth.Role `bson:"role,omitempty"`
-	CreatedAt time.Time `bson:"created_at"`
-	ExpiresAt time.Time `bson:"expires_at"`
+	Digest     string    `bson:"_id"`
+	ID         string    `bson:"id"` // public id, for listing and revoking sign-ins
+	Kind       tokenKind `bson:"kind"`
+	Subject    string    `bson:"subject"` // user id, or session id for a customer
+	Role       auth.Role `bson:"role,omitempty"`
+	CreatedAt  time.Time `bson:"created_at"`
+	ExpiresAt  time.Time `bson:"expires_at"`
+	LastUsedAt time.Time `bson:"last_used_at"`
+	IP         string    `bson:"ip,omitempty"`
+	UserAgent  string    `bson:"user_agent,omitempty"`
 }
 
 // Principal is who is making a request.
 type Principal struct {
 	Kind      tokenKind
-	UserID    string
+	UserID    string // the user, or the API key's id
+	Name      string // for the audit log
 	Role      auth.Role
+	Groups    []string
 	SessionID string // customers: the one session the token opens
+	Digest    string // of the bearer token, to match revocations
+	perms     map[Permission]bool
 	expires   time.Time
 }
 
 type identity struct {
-	orgs   *mongo.Collection
-	users  *mongo.Collection
-	tokens *mongo.Collection
+	orgs    *mongo.Collection
+	users   *mongo.Collection
+	tokens  *mongo.Collection
+	apiKeys *mongo.Collection
+	roles   *roleStore
+	idleTTL time.Duration
 
 	mu    sync.Mutex
 	cache map[string]Principal // token digest → principal, for cacheTTL
@@ -88,15 +101,18 @@ type identity struct {
 // cacheTTL bounds how long a token stays usable in one gateway after it is revoked.
 const cacheTTL = 5 * time.Second
 
-func newIdentity(ctx context.Context, db *mongo.Database) (*identity, error) {
+func newIdentity(ctx context.Context, db *mongo.Database, idleTTL time.Duration) (*identity, error) {
 	err := store.EnsureIndexes(ctx, db,
 		store.Index{Collection: collUsers, Keys: bson.D{{Key: "email", Value: 1}}, Unique: true},
 		store.Index{Collection: collTokens, Keys: bson.D{{Key: "subject", Value: 1}}},
+		store.Index{Collection: collTokens, Keys: bson.D{{Key: "id", Value: 1}}},
+		store.Index{Collection: collAPIKeys, Keys: bson.D{{Key: "digest", Value: 1}}, Unique: true},
 	)
 	if err != nil {
 		return nil, fmt.Errorf("prepare identity storage: %w", err)
 	}
-	return &identity{orgs: db.Collection(collOrganizations), users: db.Collection(collUsers), tokens: db.Collection(collTokens), cache: map[string]Principal{}}, nil
+	return &identity{orgs: db.Collection(collOrganizations), users: db.Collection(collUsers), tokens: db.Collection(collTokens),
+		apiKeys: db.Collection(collAPIKeys), roles: newRoleStore(db), idleTTL: idleTTL, cache: map[string]Principal{}}, nil
 }
 
 // normalizeEmail validates and lower-cases an address.
@@ -223,7 +239,7 @@ func (id *identity) listUsers(ctx context.Context, role auth.Role) ([]User, erro
 }
 
 // issue creates a token for subject and returns its plain form (shown once).
-func (id *identity) issue(ctx context.Context, kind tokenKind, subject string, role auth.Role, ttl time.Duration) (string, time.Time, error) {
+func (id *identity) issue(ctx context.Context, kind tokenKind, subject string, role auth.Role, ttl time.Duration, r *http.Request) (string, time.Time, error) {
 	prefix := auth.PrefixUserToken
 	if kind == tokenCustomer {
 		prefix = auth.PrefixCustomerToken
@@ -233,7 +249,14 @@ func (id *identity) issue(ctx context.Context, kind tokenKind, subject string, r
 		return "", time.Time{}, err
 	}
 	now := time.Now().UTC()
-	doc := tokenDoc{Digest: digest, Kind: kind, Subject: subject, Role: role, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	tid, err := uuid.NewV7()
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("generate token id: %w", err)
+	}
+	doc := tokenDoc{Digest: digest, ID: tid.String(), Kind: kind, Subject: subject, Role: role, CreatedAt: now, ExpiresAt: now.Add(ttl), LastUsedAt: now}
+	if r != nil {
+		doc.IP, doc.UserAgent = clientIP(r), truncate(r.UserAgent(), 200)
+	}
 	if _, err := id.tokens.InsertOne(ctx, doc); err != nil {
 		return "", time.Time{}, fmt.Errorf("store token: %w", err)
 	}
@@ -242,18 +265,19 @@ func (id *identity) issue(ctx context.Context, kind tokenKind, subject string, r
 
 var errBadToken = fault.New(fault.Unauthenticated, "invalid_token", "the bearer token is missing, malformed, expired or revoked")
 
-// authenticate resolves a bearer token to its principal.
+// authenticate resolves a bearer token to its principal: who, with which
+// permissions. Results are cached for cacheTTL; revocations clear the cache at once
+// on every gateway (see revocations.go).
 func (id *identity) authenticate(ctx context.Context, token string) (Principal, error) {
-	var prefix string
+	var kind tokenKind
 	switch {
-	case strings.HasPrefix(token, auth.PrefixUserToken):
-		prefix = auth.PrefixUserToken
-	case strings.HasPrefix(token, auth.PrefixCustomerToken):
-		prefix = auth.PrefixCustomerToken
+	case auth.WellFormed(token, auth.PrefixUserToken):
+		kind = tokenUser
+	case auth.WellFormed(token, auth.PrefixCustomerToken):
+		kind = tokenCustomer
+	case auth.WellFormed(token, auth.PrefixAPIKey):
+		kind = tokenAPIKey
 	default:
-		return Principal{}, errBadToken
-	}
-	if !auth.WellFormed(token, prefix) {
 		return Principal{}, errBadToken
 	}
 	digest := auth.Digest(token)
@@ -264,22 +288,16 @@ func (id *identity) authenticate(ctx context.Context, token string) (Principal, 
 	if ok && now.Before(p.expires) {
 		return p, nil
 	}
-	var doc tokenDoc
-	if err := id.tokens.FindOne(ctx, bson.M{"_id": digest}).Decode(&doc); err != nil {
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return Principal{}, errBadToken
-		}
-		return Principal{}, fmt.Errorf("look up token: %w", err)
-	}
-	if !now.Before(doc.ExpiresAt) {
-		return Principal{}, errBadToken
-	}
-	p = Principal{Kind: doc.Kind, Role: doc.Role, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt)}
-	if doc.Kind == tokenCustomer {
-		p.SessionID = doc.Subject
+	var err error
+	if kind == tokenAPIKey {
+		p, err = id.resolveAPIKey(ctx, digest, now)
 	} else {
-		p.UserID = doc.Subject
+		p, err = id.resolveToken(ctx, digest, now)
 	}
+	if err != nil {
+		return Principal{}, err
+	}
+	p.Digest = digest
 	id.mu.Lock()
 	if len(id.cache) > 100_000 {
 		for k, v := range id.cache {
@@ -291,6 +309,49 @@ func (id *identity) authenticate(ctx context.Context, token string) (Principal, 
 	id.cache[digest] = p
 	id.mu.Unlock()
 	return p, nil
+}
+
+// touchEvery bounds how often last-used times are written.
+const touchEvery = time.Minute
+
+func (id *identity) resolveToken(ctx context.Context, digest string, now time.Time) (Principal, error) {
+	var doc tokenDoc
+	if err := id.tokens.FindOne(ctx, bson.M{"_id": digest}).Decode(&doc); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return Principal{}, errBadToken
+		}
+		return Principal{}, fmt.Errorf("look up token: %w", err)
+	}
+	if !now.Before(doc.ExpiresAt) {
+		return Principal{}, errBadToken
+	}
+	if doc.Kind == tokenCustomer {
+		return Principal{Kind: tokenCustomer, SessionID: doc.Subject, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt)}, nil
+	}
+	if id.idleTTL > 0 && now.Sub(doc.LastUsedAt) > id.idleTTL {
+		_, _ = id.tokens.DeleteOne(ctx, bson.M{"_id": digest})
+		return Principal{}, fault.New(fault.Unauthenticated, "session_expired", "you were signed out after a period of inactivity; sign in again")
+	}
+	if now.Sub(doc.LastUsedAt) > touchEvery {
+		if _, err := id.tokens.UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": now.UTC()}}); err != nil {
+			return Principal{}, fmt.Errorf("record token use: %w", err)
+		}
+	}
+	u, err := id.userByID(ctx, doc.Subject)
+	if err != nil {
+		if fault.Is(err, fault.NotFound) {
+			return Principal{}, errBadToken
+		}
+		return Principal{}, err
+	}
+	if u.Disabled {
+		return Principal{}, fault.New(fault.Unauthenticated, "account_disabled", "this account is disabled")
+	}
+	perms, err := id.roles.permissions(ctx, u.Role)
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{Kind: tokenUser, UserID: u.ID, Name: u.Email, Role: u.Role, Groups: u.Groups, perms: perms, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt)}, nil
 }
 
 // revoke deletes a token.

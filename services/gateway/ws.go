@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/frames"
 	"github.com/helmdesk/helmdesk/pkg/logkey"
 	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
+	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
 	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
 	"github.com/helmdesk/helmdesk/services/session"
 )
@@ -60,7 +62,11 @@ type socket struct {
 	cancel context.CancelCauseFunc
 
 	mu      sync.Mutex
-	allowed map[string]bool // agent: sessions this agent may use
+	allowed map[string]bool        // agent: sessions this agent may use
+	agentID string                 // customer: the session's agent, for typing and read frames
+	closed  bool                   // customer: the session is closed
+	pending map[string]*pendingAck // acks waiting for their seq, by session + "\x00" + client_msg_id
+	typedAt time.Time              // last typing frame published, for throttling
 
 	// Owned by the writer goroutine.
 	lastSent map[string]int64 // per session: highest seq written; absent = not yet known
@@ -123,7 +129,7 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 		queue = 512
 	}
 	s := &socket{g: g, conn: conn, p: p, agent: agent, out: make(chan outItem, queue), ctx: ctx, cancel: cancel,
-		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}}
+		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{}}
 	if !g.track(s) {
 		_ = conn.Close(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is shutting down"}`)
 		return
@@ -145,6 +151,19 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 		return
 	}
 	defer g.hub.unsubscribe(channel, s)
+	if agent {
+		connID := g.rt.Instance + "/" + strconv.FormatUint(g.connSeq.Add(1), 36)
+		if _, err := g.routing.AgentConnected(ctx, &routingv1.AgentConnectedRequest{AgentId: p.UserID, ConnectionId: connID}); err != nil {
+			g.log.WarnContext(ctx, "record agent connection", slog.Any(logkey.Error, err))
+		}
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := g.routing.AgentDisconnected(dctx, &routingv1.AgentDisconnectedRequest{AgentId: p.UserID, ConnectionId: connID}); err != nil {
+				g.log.WarnContext(dctx, "record agent disconnection", slog.Any(logkey.Error, err))
+			}
+		}()
+	}
 
 	writerDone := make(chan struct{})
 	go func() {
@@ -160,6 +179,8 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 		_ = conn.Close(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"too slow to keep up, resume"}`)
 	case errors.Is(cause, errShuttingDown):
 		_ = conn.Close(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is restarting, resume"}`)
+	case errors.Is(cause, errRevoked):
+		_ = conn.Close(websocket.StatusPolicyViolation, `{"reconnect":false,"reason":"signed out: credentials revoked or changed"}`)
 	default:
 		_ = conn.CloseNow()
 	}
@@ -175,6 +196,10 @@ func (s *socket) greet() {
 			s.sendError("unavailable", "could not load the session; it is still open, resume later", "", s.p.SessionID)
 			return
 		}
+		s.mu.Lock()
+		s.agentID = res.GetSession().GetAgentId()
+		s.closed = res.GetSession().GetStatus() == sessionv1.Status_STATUS_CLOSED
+		s.mu.Unlock()
 		s.sendFrame(sessionFrame(res.GetSession()))
 		return
 	}
@@ -192,7 +217,8 @@ func (s *socket) greet() {
 }
 
 func sessionFrame(sess *sessionv1.Session) frames.Session {
-	return frames.Session{Type: frames.TypeSession, SessionID: sess.GetId(), Status: session.StatusName(sess.GetStatus()), AgentID: sess.GetAgentId()}
+	return frames.Session{Type: frames.TypeSession, SessionID: sess.GetId(), Status: session.StatusName(sess.GetStatus()), AgentID: sess.GetAgentId(),
+		Group: sess.GetGroup(), QueuePosition: sess.GetQueuePosition(), CSATRequested: sess.GetStatus() == sessionv1.Status_STATUS_CLOSED && sess.GetCsat() == nil}
 }
 
 func (s *socket) readLoop() {
@@ -215,10 +241,12 @@ func (s *socket) readLoop() {
 			s.handleSend(f)
 		case frames.TypeResume:
 			s.handleResume(f)
+		case frames.TypeTyping, frames.TypeRead:
+			s.handleSignal(f)
 		case "":
 			s.sendError("missing_type", `the frame has no "type"`, f.ClientMsgID, f.SessionID)
 		default:
-			s.sendError("unknown_type", "unknown frame type "+truncate(f.Type, 32)+`; use "message" or "resume"`, f.ClientMsgID, f.SessionID)
+			s.sendError("unknown_type", "unknown frame type "+truncate(f.Type, 32)+`; use "message", "resume", "typing" or "read"`, f.ClientMsgID, f.SessionID)
 		}
 	}
 }
@@ -259,8 +287,11 @@ func (s *socket) target(f frames.Client) (string, error) {
 		}
 		return "", err
 	}
-	if res.GetSession().GetAgentId() != s.p.UserID || res.GetSession().GetStatus() != sessionv1.Status_STATUS_ASSIGNED {
+	if res.GetSession().GetAgentId() != s.p.UserID {
 		return "", fault.New(fault.PermissionDenied, "forbidden_session", "you are not assigned to this session")
+	}
+	if res.GetSession().GetStatus() == sessionv1.Status_STATUS_CLOSED {
+		return "", errSessionClosed
 	}
 	s.mu.Lock()
 	s.allowed[f.SessionID] = true
@@ -286,6 +317,13 @@ func (s *socket) handleSend(f frames.Client) {
 		return
 	}
 	sid, err := s.target(f)
+	if err == nil && !s.agent {
+		s.mu.Lock()
+		if s.closed {
+			err = errSessionClosed
+		}
+		s.mu.Unlock()
+	}
 	if err != nil {
 		fe := fault.As(err)
 		s.sendError(fe.Code, fe.Message, f.ClientMsgID, f.SessionID)
@@ -306,6 +344,17 @@ func (s *socket) handleSend(f frames.Client) {
 	if s.agent {
 		sender = &eventsv1.Sender{Type: frames.SenderAgent, Id: s.p.UserID}
 	}
+	// The ack goes out when the message comes back sequenced (with its seq), or after
+	// ackWait without one: it is durable either way. Register before publishing: the
+	// sequenced message can come back before the publish call returns.
+	key := sid + "\x00" + f.ClientMsgID
+	s.mu.Lock()
+	if p, ok := s.pending[key]; ok {
+		p.count++ // a repeat: it gets the same ack and seq
+	} else {
+		s.pending[key] = &pendingAck{count: 1, at: time.Now()}
+	}
+	s.mu.Unlock()
 	now := time.Now()
 	env, err := events.NewEnvelope(events.TypeInboundMessage, Source, sid, &eventsv1.InboundMessage{
 		SessionId: sid, ClientMsgId: f.ClientMsgID, Sender: sender, Text: f.Text, ReceivedAt: timestamppb.New(now), GatewayId: s.g.rt.Instance,
@@ -316,16 +365,137 @@ func (s *socket) handleSend(f frames.Client) {
 		cancel()
 	}
 	if err != nil {
+		s.mu.Lock()
+		if p, ok := s.pending[key]; ok {
+			if p.count--; p.count == 0 {
+				delete(s.pending, key)
+			}
+		}
+		s.mu.Unlock()
 		s.g.log.WarnContext(s.ctx, "accept message", slog.String(logkey.SessionID, sid), slog.Any(logkey.Error, err))
 		s.sendError("unavailable", "the message was not accepted; send it again with the same client_msg_id", f.ClientMsgID, sid)
 		return
 	}
 	s.g.metrics.messagesIn.WithLabelValues(sender.GetType()).Inc()
-	ack := frames.Ack{Type: frames.TypeAck, ClientMsgID: f.ClientMsgID}
+}
+
+var errSessionClosed = fault.New(fault.Conflict, "session_closed", "the conversation is closed; start a new one")
+
+// ackWait bounds how long an ack waits for its message's seq.
+const ackWait = 3 * time.Second
+
+func (s *socket) ack(sid, clientMsgID string, seq int64) {
+	a := frames.Ack{Type: frames.TypeAck, ClientMsgID: clientMsgID, Seq: seq}
 	if s.agent {
-		ack.SessionID = sid
+		a.SessionID = sid
 	}
-	s.sendFrame(ack)
+	_ = s.writeJSON(a)
+}
+
+// pendingAck counts sends of one client_msg_id waiting for its seq.
+type pendingAck struct {
+	count int
+	at    time.Time
+}
+
+// settleAck sends the ack of a message this socket sent, once its frame is seen.
+func (s *socket) settleAck(h head) {
+	if h.ClientMsgID == "" {
+		return
+	}
+	if s.agent {
+		if h.Sender.Type != frames.SenderAgent || h.Sender.ID != s.p.UserID {
+			return
+		}
+	} else if h.Sender.Type != frames.SenderCustomer {
+		return
+	}
+	key := h.SessionID + "\x00" + h.ClientMsgID
+	s.mu.Lock()
+	p, ok := s.pending[key]
+	delete(s.pending, key)
+	s.mu.Unlock()
+	if ok {
+		for range p.count {
+			s.ack(h.SessionID, h.ClientMsgID, h.Seq)
+		}
+	}
+}
+
+// expireAcks acks, without a seq, messages whose frame did not come back in time.
+func (s *socket) expireAcks() {
+	cutoff := time.Now().Add(-ackWait)
+	due := map[string]int{}
+	s.mu.Lock()
+	for k, p := range s.pending {
+		if p.at.Before(cutoff) {
+			due[k] = p.count
+			delete(s.pending, k)
+		}
+	}
+	s.mu.Unlock()
+	for k, n := range due {
+		sid, id, _ := strings.Cut(k, "\x00")
+		for range n {
+			s.ack(sid, id, 0)
+		}
+	}
+}
+
+// handleSignal relays typing indicators and read receipts; they are not stored.
+func (s *socket) handleSignal(f frames.Client) {
+	sid, err := s.target(f)
+	if err != nil {
+		fe := fault.As(err)
+		s.sendError(fe.Code, fe.Message, "", f.SessionID)
+		return
+	}
+	sender := frames.Sender{Type: frames.SenderCustomer, ID: s.p.SessionID}
+	if s.agent {
+		sender = frames.Sender{Type: frames.SenderAgent, ID: s.p.UserID}
+	}
+	var frame any
+	if f.Type == frames.TypeTyping {
+		if f.State != "start" && f.State != "stop" {
+			s.sendError("invalid_state", `typing state must be "start" or "stop"`, "", sid)
+			return
+		}
+		s.mu.Lock()
+		throttled := f.State == "start" && time.Since(s.typedAt) < 500*time.Millisecond
+		if !throttled {
+			s.typedAt = time.Now()
+		}
+		s.mu.Unlock()
+		if throttled {
+			return
+		}
+		frame = frames.Typing{Type: frames.TypeTyping, SessionID: sid, Sender: sender, State: f.State}
+	} else {
+		if f.Seq < 1 {
+			s.sendError("invalid_seq", "read needs seq: the highest seq the reader has seen", "", sid)
+			return
+		}
+		frame = frames.Read{Type: frames.TypeRead, SessionID: sid, Sender: sender, Seq: f.Seq}
+	}
+	payload, err := frames.Encode(time.Time{}, frame)
+	if err != nil {
+		return
+	}
+	channels := []string{frames.SessionChannel(sid)}
+	if !s.agent {
+		s.mu.Lock()
+		if s.agentID != "" {
+			channels = append(channels, frames.AgentChannel(s.agentID))
+		}
+		s.mu.Unlock()
+	}
+	pipe := s.g.hub.rdb.Pipeline()
+	for _, ch := range channels {
+		pipe.Publish(s.ctx, ch, payload)
+	}
+	if _, err := pipe.Exec(s.ctx); err != nil {
+		s.sendError("unavailable", "the signal was not delivered", "", sid)
+	}
 }
 
 func (s *socket) handleResume(f frames.Client) {
@@ -346,10 +516,14 @@ func (s *socket) handleResume(f frames.Client) {
 func (s *socket) writeLoop() {
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
+	acks := time.NewTicker(time.Second)
+	defer acks.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-acks.C:
+			s.expireAcks()
 		case <-ping.C:
 			ctx, cancel := context.WithTimeout(s.ctx, writeWait)
 			err := s.conn.Ping(ctx)
@@ -375,11 +549,13 @@ func (s *socket) writeRaw(b []byte) error {
 
 // head is the part of a fan-out frame the writer routes on.
 type head struct {
-	Type      string `json:"type"`
-	SessionID string `json:"session_id"`
-	Seq       int64  `json:"seq"`
-	Status    string `json:"status"`
-	AgentID   string `json:"agent_id"`
+	Type        string        `json:"type"`
+	SessionID   string        `json:"session_id"`
+	Seq         int64         `json:"seq"`
+	Status      string        `json:"status"`
+	AgentID     string        `json:"agent_id"`
+	ClientMsgID string        `json:"client_msg_id"`
+	Sender      frames.Sender `json:"sender"`
 }
 
 func (s *socket) write(it outItem) error {
@@ -387,9 +563,15 @@ func (s *socket) write(it outItem) error {
 	case itemRaw:
 		return s.writeRaw(it.payload)
 	case itemResume:
+		// The client has everything up to it.lastSeq, and everything this socket
+		// already wrote: replay only what it has seen neither way.
+		from := it.lastSeq
+		if last, ok := s.lastSent[it.sid]; ok && last > from && !s.parked[it.sid] {
+			from = last
+		}
 		delete(s.parked, it.sid)
 		delete(s.lastSent, it.sid)
-		return s.replay(it.sid, it.lastSeq, 0, true)
+		return s.replay(it.sid, from, 0, true)
 	}
 	acceptedAt, body, err := frames.Decode(it.payload)
 	if err != nil {
@@ -414,6 +596,7 @@ func (s *socket) write(it outItem) error {
 		if s.parked[h.SessionID] {
 			return nil
 		}
+		defer s.settleAck(h)
 		last, known := s.lastSent[h.SessionID]
 		if known && h.Seq <= last {
 			return nil // already delivered (a replay, or a repeat after a crash)
@@ -435,12 +618,32 @@ func (s *socket) write(it outItem) error {
 			s.g.metrics.deliveryLatency.WithLabelValues(s.kind()).Observe(time.Since(acceptedAt).Seconds())
 		}
 		return nil
+	case frames.TypeTyping, frames.TypeRead:
+		own := (s.agent && h.Sender.Type == frames.SenderAgent && h.Sender.ID == s.p.UserID) || (!s.agent && h.Sender.Type == frames.SenderCustomer)
+		if own {
+			return nil
+		}
+		if s.agent {
+			s.mu.Lock()
+			ok := s.allowed[h.SessionID]
+			s.mu.Unlock()
+			if !ok {
+				return nil
+			}
+		}
+		return s.writeRaw(body)
 	default:
 		return s.writeRaw(body)
 	}
 }
 
 func (s *socket) writeSessionFrame(h head, body []byte) error {
+	if !s.agent {
+		s.mu.Lock()
+		s.agentID = h.AgentID
+		s.closed = h.Status == frames.StatusClosed
+		s.mu.Unlock()
+	}
 	newlyMine := false
 	if s.agent {
 		s.mu.Lock()
@@ -491,13 +694,15 @@ func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool) error {
 				s.parked[sid] = true
 				return s.writeJSON(frames.Resumed{Type: frames.TypeResumed, SessionID: sid, LastSeq: next, History: true})
 			}
-			b, err := json.Marshal(session.FrameFromProto(m))
+			frame := session.FrameFromProto(m)
+			b, err := json.Marshal(frame)
 			if err != nil {
 				return err
 			}
 			if err := s.writeRaw(b); err != nil {
 				return err
 			}
+			s.settleAck(head{SessionID: sid, Seq: frame.Seq, ClientMsgID: frame.ClientMsgID, Sender: frame.Sender})
 			next = m.GetSeq()
 			sent++
 		}

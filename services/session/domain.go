@@ -18,21 +18,23 @@ const (
 
 // Session is one conversation between a customer and the service team.
 type Session struct {
-	ID              string         `bson:"_id"`
-	CustomerID      string         `bson:"customer_id"`
-	UserID          string         `bson:"user_id"`
-	Channel         string         `bson:"channel"`
-	PageURL         string         `bson:"page_url"`
-	Profile         map[string]any `bson:"profile"`
-	Status          Status         `bson:"status"`
-	AgentID         string         `bson:"agent_id"`
-	Group           string         `bson:"group"`
-	CreatedAt       time.Time      `bson:"created_at"`
-	AssignedAt      *time.Time     `bson:"assigned_at,omitempty"`
-	FirstResponseAt *time.Time     `bson:"first_response_at,omitempty"`
-	ClosedAt        *time.Time     `bson:"closed_at,omitempty"`
-	ClosedBy        string         `bson:"closed_by,omitempty"`
-	CloseReason     string         `bson:"close_reason,omitempty"`
+	ID         string         `bson:"_id"`
+	CustomerID string         `bson:"customer_id"`
+	UserID     string         `bson:"user_id"`
+	Channel    string         `bson:"channel"`
+	PageURL    string         `bson:"page_url"`
+	Profile    map[string]any `bson:"profile"`
+	// Sensitive holds encrypted profile attributes (phone, email) by name.
+	Sensitive       map[string]string `bson:"sensitive,omitempty"`
+	Status          Status            `bson:"status"`
+	AgentID         string            `bson:"agent_id"`
+	Group           string            `bson:"group"`
+	CreatedAt       time.Time         `bson:"created_at"`
+	AssignedAt      *time.Time        `bson:"assigned_at,omitempty"`
+	FirstResponseAt *time.Time        `bson:"first_response_at,omitempty"`
+	ClosedAt        *time.Time        `bson:"closed_at,omitempty"`
+	ClosedBy        string            `bson:"closed_by,omitempty"`
+	CloseReason     string            `bson:"close_reason,omitempty"`
 	// Agents lists every agent the session was ever assigned to, for "assigned to
 	// them, now or before" access.
 	Agents        []string `bson:"agents,omitempty"`

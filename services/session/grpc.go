@@ -32,7 +32,7 @@ func (p *grpcPort) CreateSession(ctx context.Context, req *sessionv1.CreateSessi
 	if err != nil {
 		return nil, err
 	}
-	pb, err := sessionToProto(sess)
+	pb, err := p.sessionProto(sess)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (p *grpcPort) GetSession(ctx context.Context, req *sessionv1.GetSessionRequ
 	if err != nil {
 		return nil, err
 	}
-	pb, err := sessionToProto(sess)
+	pb, err := p.sessionProto(sess)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (p *grpcPort) ListSessions(ctx context.Context, req *sessionv1.ListSessions
 	}
 	out := &sessionv1.ListSessionsResponse{Sessions: make([]*sessionv1.Session, 0, len(list)), NextCursor: next}
 	for _, s := range list {
-		pb, err := sessionToProto(s)
+		pb, err := p.sessionProto(s)
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +88,7 @@ func (p *grpcPort) CloseSession(ctx context.Context, req *sessionv1.CloseSession
 	if err != nil {
 		return nil, err
 	}
-	pb, err := sessionToProto(sess)
+	pb, err := p.sessionProto(sess)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (p *grpcPort) TransferSession(ctx context.Context, req *sessionv1.TransferS
 	if err != nil {
 		return nil, err
 	}
-	pb, err := sessionToProto(sess)
+	pb, err := p.sessionProto(sess)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +178,16 @@ func statusFromProto(st sessionv1.Status) (Status, error) {
 	return "", fault.Invalid("status", "invalid_status", "unknown session status %d", st)
 }
 
+// sessionProto converts a session for the wire, with its sensitive attributes decrypted.
+func (p *grpcPort) sessionProto(s Session) (*sessionv1.Session, error) {
+	if s.Sensitive != nil {
+		if err := p.svc.reveal(&s); err != nil {
+			return nil, err
+		}
+	}
+	return sessionToProto(s)
+}
+
 func sessionToProto(s Session) (*sessionv1.Session, error) {
 	profile, err := structpb.NewStruct(plainMap(s.Profile))
 	if err != nil {
@@ -186,7 +196,7 @@ func sessionToProto(s Session) (*sessionv1.Session, error) {
 	pb := &sessionv1.Session{
 		Id: s.ID, CustomerId: s.CustomerID, UserId: s.UserID, Channel: s.Channel, PageUrl: s.PageURL, Profile: profile,
 		Status: statusToProto[s.Status], AgentId: s.AgentID, Group: s.Group, LastSeq: s.LastSeq, CreatedAt: timestamppb.New(s.CreatedAt),
-		ClosedBy: s.ClosedBy, CloseReason: s.CloseReason, Csat: csatToProto(s.CSAT), QueuePosition: s.QueuePosition,
+		ClosedBy: s.ClosedBy, CloseReason: s.CloseReason, Csat: csatToProto(s.CSAT), QueuePosition: s.QueuePosition, Agents: s.Agents,
 	}
 	if s.FirstResponseAt != nil {
 		pb.FirstResponseAt = timestamppb.New(*s.FirstResponseAt)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/helmdesk/helmdesk/pkg/app"
+	"github.com/helmdesk/helmdesk/pkg/crypto"
 	"github.com/helmdesk/helmdesk/pkg/events"
 	"github.com/helmdesk/helmdesk/pkg/fault"
 	"github.com/helmdesk/helmdesk/pkg/frames"
@@ -36,6 +37,7 @@ type Deps struct {
 	Producer *events.Producer
 	Routing  routingv1.RoutingServiceClient
 	Brokers  []string
+	Keyring  *crypto.Keyring
 }
 
 // Service is the session service.
@@ -155,17 +157,21 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 		return Session{}, err
 	}
 	now := time.Now().UTC()
-	cust, err := s.repo.upsertCustomer(ctx, in.UserID, in.Profile, now)
+	plain, secret := splitProfile(in.Profile)
+	cust, err := s.repo.upsertCustomer(ctx, in.UserID, plain, now)
 	if err != nil {
+		return Session{}, err
+	}
+	if err := s.sealCustomer(ctx, cust.ID, secret); err != nil {
 		return Session{}, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Session{}, fmt.Errorf("generate session id: %w", err)
 	}
-	sess := Session{ID: id.String(), CustomerID: cust.ID, UserID: in.UserID, Channel: in.Channel, PageURL: in.PageURL, Profile: in.Profile, Status: StatusQueued, CreatedAt: now}
-	if sess.Profile == nil {
-		sess.Profile = map[string]any{}
+	sess := Session{ID: id.String(), CustomerID: cust.ID, UserID: in.UserID, Channel: in.Channel, PageURL: in.PageURL, Profile: plain, Status: StatusQueued, CreatedAt: now}
+	if sess.Sensitive, err = s.seal(collSessions, sess.ID, secret); err != nil {
+		return Session{}, err
 	}
 	if err := s.repo.insertSession(ctx, sess); err != nil {
 		return Session{}, err
@@ -173,6 +179,7 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 	if err := s.state.create(ctx, sess); err != nil {
 		return Session{}, err
 	}
+	// Events and routing see the profile without its sensitive attributes.
 	profile, err := structpb.NewStruct(sess.Profile)
 	if err != nil {
 		return Session{}, fault.Invalid("profile", "invalid_profile", "profile values must be JSON values: %v", err)
@@ -263,6 +270,16 @@ func (s *Service) fanout(ctx context.Context, sid, agentID string, acceptedAt ti
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("fan out to session %s: %w", sid, err)
 	}
+	return nil
+}
+
+// reveal puts a session's decrypted sensitive attributes back into its profile.
+func (s *Service) reveal(sess *Session) error {
+	profile := plainMap(sess.Profile)
+	if err := s.unseal(collSessions, sess.ID, sess.Sensitive, profile); err != nil {
+		return err
+	}
+	sess.Profile, sess.Sensitive = profile, nil
 	return nil
 }
 

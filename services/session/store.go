@@ -26,6 +26,7 @@ type repo struct {
 	customers *mongo.Collection
 	sessions  *mongo.Collection
 	messages  *mongo.Collection
+	reviews   *mongo.Collection
 }
 
 func newRepo(ctx context.Context, db *mongo.Database) (*repo, error) {
@@ -35,11 +36,13 @@ func newRepo(ctx context.Context, db *mongo.Database) (*repo, error) {
 		store.Index{Collection: collSessions, Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "created_at", Value: -1}}},
 		store.Index{Collection: collMessages, Keys: bson.D{{Key: "session_id", Value: 1}, {Key: "client_msg_id", Value: 1}}, Unique: true},
 		store.Index{Collection: collMessages, Keys: bson.D{{Key: "session_id", Value: 1}, {Key: "seq", Value: 1}}, Unique: true},
+		store.Index{Collection: collReviews, Keys: bson.D{{Key: "session_id", Value: 1}}},
+		store.Index{Collection: collSessions, Keys: bson.D{{Key: "agents", Value: 1}}},
 	)
 	if err != nil {
 		return nil, err
 	}
-	return &repo{customers: db.Collection(collCustomers), sessions: db.Collection(collSessions), messages: db.Collection(collMessages)}, nil
+	return &repo{customers: db.Collection(collCustomers), sessions: db.Collection(collSessions), messages: db.Collection(collMessages), reviews: db.Collection(collReviews)}, nil
 }
 
 func messageID(sessionID string, seq int64) string { return fmt.Sprintf("%s:%012d", sessionID, seq) }

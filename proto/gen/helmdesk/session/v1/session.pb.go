@@ -153,6 +153,8 @@ type Session struct {
 	Csat        *CSAT  `protobuf:"bytes,17,opt,name=csat,proto3" json:"csat,omitempty"`
 	// 1-based position in the queue while queued; 0 otherwise.
 	QueuePosition int64 `protobuf:"varint,18,opt,name=queue_position,json=queuePosition,proto3" json:"queue_position,omitempty"`
+	// Every agent the session was ever assigned to.
+	Agents        []string `protobuf:"bytes,19,rep,name=agents,proto3" json:"agents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -311,6 +313,13 @@ func (x *Session) GetQueuePosition() int64 {
 		return x.QueuePosition
 	}
 	return 0
+}
+
+func (x *Session) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
 }
 
 type CSAT struct {
@@ -1196,6 +1205,569 @@ func (x *ListMessagesResponse) GetMore() bool {
 	return false
 }
 
+// Review is a quality inspector's assessment of a conversation.
+type Review struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SessionId  string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	ReviewerId string                 `protobuf:"bytes,3,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	// 0 to 100.
+	Score         int32                  `protobuf:"varint,4,opt,name=score,proto3" json:"score,omitempty"`
+	Comment       string                 `protobuf:"bytes,5,opt,name=comment,proto3" json:"comment,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Review) Reset() {
+	*x = Review{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Review) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Review) ProtoMessage() {}
+
+func (x *Review) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Review.ProtoReflect.Descriptor instead.
+func (*Review) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Review) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Review) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Review) GetReviewerId() string {
+	if x != nil {
+		return x.ReviewerId
+	}
+	return ""
+}
+
+func (x *Review) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *Review) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *Review) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+type AddReviewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	ReviewerId    string                 `protobuf:"bytes,2,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	Score         int32                  `protobuf:"varint,3,opt,name=score,proto3" json:"score,omitempty"`
+	Comment       string                 `protobuf:"bytes,4,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddReviewRequest) Reset() {
+	*x = AddReviewRequest{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddReviewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddReviewRequest) ProtoMessage() {}
+
+func (x *AddReviewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddReviewRequest.ProtoReflect.Descriptor instead.
+func (*AddReviewRequest) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AddReviewRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *AddReviewRequest) GetReviewerId() string {
+	if x != nil {
+		return x.ReviewerId
+	}
+	return ""
+}
+
+func (x *AddReviewRequest) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *AddReviewRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type AddReviewResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Review        *Review                `protobuf:"bytes,1,opt,name=review,proto3" json:"review,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddReviewResponse) Reset() {
+	*x = AddReviewResponse{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddReviewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddReviewResponse) ProtoMessage() {}
+
+func (x *AddReviewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddReviewResponse.ProtoReflect.Descriptor instead.
+func (*AddReviewResponse) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AddReviewResponse) GetReview() *Review {
+	if x != nil {
+		return x.Review
+	}
+	return nil
+}
+
+type ListReviewsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReviewsRequest) Reset() {
+	*x = ListReviewsRequest{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReviewsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReviewsRequest) ProtoMessage() {}
+
+func (x *ListReviewsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReviewsRequest.ProtoReflect.Descriptor instead.
+func (*ListReviewsRequest) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListReviewsRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type ListReviewsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reviews       []*Review              `protobuf:"bytes,1,rep,name=reviews,proto3" json:"reviews,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReviewsResponse) Reset() {
+	*x = ListReviewsResponse{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReviewsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReviewsResponse) ProtoMessage() {}
+
+func (x *ListReviewsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReviewsResponse.ProtoReflect.Descriptor instead.
+func (*ListReviewsResponse) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListReviewsResponse) GetReviews() []*Review {
+	if x != nil {
+		return x.Reviews
+	}
+	return nil
+}
+
+type Customer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Profile       *structpb.Struct       `protobuf:"bytes,3,opt,name=profile,proto3" json:"profile,omitempty"`
+	SessionCount  int64                  `protobuf:"varint,4,opt,name=session_count,json=sessionCount,proto3" json:"session_count,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	LastSeenAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Customer) Reset() {
+	*x = Customer{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Customer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Customer) ProtoMessage() {}
+
+func (x *Customer) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Customer.ProtoReflect.Descriptor instead.
+func (*Customer) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Customer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Customer) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Customer) GetProfile() *structpb.Struct {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+func (x *Customer) GetSessionCount() int64 {
+	if x != nil {
+		return x.SessionCount
+	}
+	return 0
+}
+
+func (x *Customer) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Customer) GetLastSeenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenAt
+	}
+	return nil
+}
+
+type FindCustomersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "phone" or "email".
+	Field         string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCustomersRequest) Reset() {
+	*x = FindCustomersRequest{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCustomersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCustomersRequest) ProtoMessage() {}
+
+func (x *FindCustomersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCustomersRequest.ProtoReflect.Descriptor instead.
+func (*FindCustomersRequest) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FindCustomersRequest) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FindCustomersRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type FindCustomersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Customers     []*Customer            `protobuf:"bytes,1,rep,name=customers,proto3" json:"customers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindCustomersResponse) Reset() {
+	*x = FindCustomersResponse{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindCustomersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindCustomersResponse) ProtoMessage() {}
+
+func (x *FindCustomersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindCustomersResponse.ProtoReflect.Descriptor instead.
+func (*FindCustomersResponse) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FindCustomersResponse) GetCustomers() []*Customer {
+	if x != nil {
+		return x.Customers
+	}
+	return nil
+}
+
+type EraseCustomerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId    string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseCustomerRequest) Reset() {
+	*x = EraseCustomerRequest{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseCustomerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseCustomerRequest) ProtoMessage() {}
+
+func (x *EraseCustomerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseCustomerRequest.ProtoReflect.Descriptor instead.
+func (*EraseCustomerRequest) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *EraseCustomerRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+type EraseCustomerResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	SessionsScrubbed int64                  `protobuf:"varint,1,opt,name=sessions_scrubbed,json=sessionsScrubbed,proto3" json:"sessions_scrubbed,omitempty"`
+	MessagesScrubbed int64                  `protobuf:"varint,2,opt,name=messages_scrubbed,json=messagesScrubbed,proto3" json:"messages_scrubbed,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *EraseCustomerResponse) Reset() {
+	*x = EraseCustomerResponse{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseCustomerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseCustomerResponse) ProtoMessage() {}
+
+func (x *EraseCustomerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseCustomerResponse.ProtoReflect.Descriptor instead.
+func (*EraseCustomerResponse) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *EraseCustomerResponse) GetSessionsScrubbed() int64 {
+	if x != nil {
+		return x.SessionsScrubbed
+	}
+	return 0
+}
+
+func (x *EraseCustomerResponse) GetMessagesScrubbed() int64 {
+	if x != nil {
+		return x.MessagesScrubbed
+	}
+	return 0
+}
+
 var File_helmdesk_session_v1_session_proto protoreflect.FileDescriptor
 
 const file_helmdesk_session_v1_session_proto_rawDesc = "" +
@@ -1203,7 +1775,7 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"!helmdesk/session/v1/session.proto\x12\x13helmdesk.session.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dhelmdesk/events/v1/chat.proto\"+\n" +
 	"\x05Actor\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xcb\x05\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xe3\x05\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1226,7 +1798,8 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\tclosed_by\x18\x0f \x01(\tR\bclosedBy\x12!\n" +
 	"\fclose_reason\x18\x10 \x01(\tR\vcloseReason\x12-\n" +
 	"\x04csat\x18\x11 \x01(\v2\x19.helmdesk.session.v1.CSATR\x04csat\x12%\n" +
-	"\x0equeue_position\x18\x12 \x01(\x03R\rqueuePosition\"u\n" +
+	"\x0equeue_position\x18\x12 \x01(\x03R\rqueuePosition\x12\x16\n" +
+	"\x06agents\x18\x13 \x03(\tR\x06agents\"u\n" +
 	"\x04CSAT\x12\x14\n" +
 	"\x05score\x18\x01 \x01(\x05R\x05score\x12\x18\n" +
 	"\acomment\x18\x02 \x01(\tR\acomment\x12=\n" +
@@ -1292,12 +1865,56 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\"c\n" +
 	"\x14ListMessagesResponse\x127\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1b.helmdesk.events.v1.MessageR\bmessages\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more*[\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"\xc3\x01\n" +
+	"\x06Review\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12\x1f\n" +
+	"\vreviewer_id\x18\x03 \x01(\tR\n" +
+	"reviewerId\x12\x14\n" +
+	"\x05score\x18\x04 \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\x05 \x01(\tR\acomment\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x82\x01\n" +
+	"\x10AddReviewRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
+	"\vreviewer_id\x18\x02 \x01(\tR\n" +
+	"reviewerId\x12\x14\n" +
+	"\x05score\x18\x03 \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\x04 \x01(\tR\acomment\"H\n" +
+	"\x11AddReviewResponse\x123\n" +
+	"\x06review\x18\x01 \x01(\v2\x1b.helmdesk.session.v1.ReviewR\x06review\"3\n" +
+	"\x12ListReviewsRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"L\n" +
+	"\x13ListReviewsResponse\x125\n" +
+	"\areviews\x18\x01 \x03(\v2\x1b.helmdesk.session.v1.ReviewR\areviews\"\x84\x02\n" +
+	"\bCustomer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x121\n" +
+	"\aprofile\x18\x03 \x01(\v2\x17.google.protobuf.StructR\aprofile\x12#\n" +
+	"\rsession_count\x18\x04 \x01(\x03R\fsessionCount\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12<\n" +
+	"\flast_seen_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastSeenAt\"B\n" +
+	"\x14FindCustomersRequest\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"T\n" +
+	"\x15FindCustomersResponse\x12;\n" +
+	"\tcustomers\x18\x01 \x03(\v2\x1d.helmdesk.session.v1.CustomerR\tcustomers\"7\n" +
+	"\x14EraseCustomerRequest\x12\x1f\n" +
+	"\vcustomer_id\x18\x01 \x01(\tR\n" +
+	"customerId\"q\n" +
+	"\x15EraseCustomerResponse\x12+\n" +
+	"\x11sessions_scrubbed\x18\x01 \x01(\x03R\x10sessionsScrubbed\x12+\n" +
+	"\x11messages_scrubbed\x18\x02 \x01(\x03R\x10messagesScrubbed*[\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_QUEUED\x10\x01\x12\x13\n" +
 	"\x0fSTATUS_ASSIGNED\x10\x02\x12\x11\n" +
-	"\rSTATUS_CLOSED\x10\x032\xd3\x05\n" +
+	"\rSTATUS_CLOSED\x10\x032\xe1\b\n" +
 	"\x0eSessionService\x12f\n" +
 	"\rCreateSession\x12).helmdesk.session.v1.CreateSessionRequest\x1a*.helmdesk.session.v1.CreateSessionResponse\x12]\n" +
 	"\n" +
@@ -1307,7 +1924,11 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\fCloseSession\x12(.helmdesk.session.v1.CloseSessionRequest\x1a).helmdesk.session.v1.CloseSessionResponse\x12l\n" +
 	"\x0fTransferSession\x12+.helmdesk.session.v1.TransferSessionRequest\x1a,.helmdesk.session.v1.TransferSessionResponse\x12]\n" +
 	"\n" +
-	"SubmitCSAT\x12&.helmdesk.session.v1.SubmitCSATRequest\x1a'.helmdesk.session.v1.SubmitCSATResponseB\xdb\x01\n" +
+	"SubmitCSAT\x12&.helmdesk.session.v1.SubmitCSATRequest\x1a'.helmdesk.session.v1.SubmitCSATResponse\x12Z\n" +
+	"\tAddReview\x12%.helmdesk.session.v1.AddReviewRequest\x1a&.helmdesk.session.v1.AddReviewResponse\x12`\n" +
+	"\vListReviews\x12'.helmdesk.session.v1.ListReviewsRequest\x1a(.helmdesk.session.v1.ListReviewsResponse\x12f\n" +
+	"\rFindCustomers\x12).helmdesk.session.v1.FindCustomersRequest\x1a*.helmdesk.session.v1.FindCustomersResponse\x12f\n" +
+	"\rEraseCustomer\x12).helmdesk.session.v1.EraseCustomerRequest\x1a*.helmdesk.session.v1.EraseCustomerResponseB\xdb\x01\n" +
 	"\x17com.helmdesk.session.v1B\fSessionProtoP\x01ZDgithub.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1;sessionv1\xa2\x02\x03HSX\xaa\x02\x13Helmdesk.Session.V1\xca\x02\x13Helmdesk\\Session\\V1\xe2\x02\x1fHelmdesk\\Session\\V1\\GPBMetadata\xea\x02\x15Helmdesk::Session::V1b\x06proto3"
 
 var (
@@ -1323,7 +1944,7 @@ func file_helmdesk_session_v1_session_proto_rawDescGZIP() []byte {
 }
 
 var file_helmdesk_session_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_helmdesk_session_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_helmdesk_session_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_helmdesk_session_v1_session_proto_goTypes = []any{
 	(Status)(0),                     // 0: helmdesk.session.v1.Status
 	(*Actor)(nil),                   // 1: helmdesk.session.v1.Actor
@@ -1343,51 +1964,76 @@ var file_helmdesk_session_v1_session_proto_goTypes = []any{
 	(*SubmitCSATResponse)(nil),      // 15: helmdesk.session.v1.SubmitCSATResponse
 	(*ListMessagesRequest)(nil),     // 16: helmdesk.session.v1.ListMessagesRequest
 	(*ListMessagesResponse)(nil),    // 17: helmdesk.session.v1.ListMessagesResponse
-	(*structpb.Struct)(nil),         // 18: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
-	(*v1.Message)(nil),              // 20: helmdesk.events.v1.Message
+	(*Review)(nil),                  // 18: helmdesk.session.v1.Review
+	(*AddReviewRequest)(nil),        // 19: helmdesk.session.v1.AddReviewRequest
+	(*AddReviewResponse)(nil),       // 20: helmdesk.session.v1.AddReviewResponse
+	(*ListReviewsRequest)(nil),      // 21: helmdesk.session.v1.ListReviewsRequest
+	(*ListReviewsResponse)(nil),     // 22: helmdesk.session.v1.ListReviewsResponse
+	(*Customer)(nil),                // 23: helmdesk.session.v1.Customer
+	(*FindCustomersRequest)(nil),    // 24: helmdesk.session.v1.FindCustomersRequest
+	(*FindCustomersResponse)(nil),   // 25: helmdesk.session.v1.FindCustomersResponse
+	(*EraseCustomerRequest)(nil),    // 26: helmdesk.session.v1.EraseCustomerRequest
+	(*EraseCustomerResponse)(nil),   // 27: helmdesk.session.v1.EraseCustomerResponse
+	(*structpb.Struct)(nil),         // 28: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
+	(*v1.Message)(nil),              // 30: helmdesk.events.v1.Message
 }
 var file_helmdesk_session_v1_session_proto_depIdxs = []int32{
-	18, // 0: helmdesk.session.v1.Session.profile:type_name -> google.protobuf.Struct
+	28, // 0: helmdesk.session.v1.Session.profile:type_name -> google.protobuf.Struct
 	0,  // 1: helmdesk.session.v1.Session.status:type_name -> helmdesk.session.v1.Status
-	19, // 2: helmdesk.session.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	19, // 3: helmdesk.session.v1.Session.assigned_at:type_name -> google.protobuf.Timestamp
-	19, // 4: helmdesk.session.v1.Session.closed_at:type_name -> google.protobuf.Timestamp
-	19, // 5: helmdesk.session.v1.Session.first_response_at:type_name -> google.protobuf.Timestamp
+	29, // 2: helmdesk.session.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	29, // 3: helmdesk.session.v1.Session.assigned_at:type_name -> google.protobuf.Timestamp
+	29, // 4: helmdesk.session.v1.Session.closed_at:type_name -> google.protobuf.Timestamp
+	29, // 5: helmdesk.session.v1.Session.first_response_at:type_name -> google.protobuf.Timestamp
 	3,  // 6: helmdesk.session.v1.Session.csat:type_name -> helmdesk.session.v1.CSAT
-	19, // 7: helmdesk.session.v1.CSAT.submitted_at:type_name -> google.protobuf.Timestamp
-	18, // 8: helmdesk.session.v1.CreateSessionRequest.profile:type_name -> google.protobuf.Struct
+	29, // 7: helmdesk.session.v1.CSAT.submitted_at:type_name -> google.protobuf.Timestamp
+	28, // 8: helmdesk.session.v1.CreateSessionRequest.profile:type_name -> google.protobuf.Struct
 	2,  // 9: helmdesk.session.v1.CreateSessionResponse.session:type_name -> helmdesk.session.v1.Session
 	2,  // 10: helmdesk.session.v1.GetSessionResponse.session:type_name -> helmdesk.session.v1.Session
 	0,  // 11: helmdesk.session.v1.ListSessionsRequest.status:type_name -> helmdesk.session.v1.Status
-	19, // 12: helmdesk.session.v1.ListSessionsRequest.created_from:type_name -> google.protobuf.Timestamp
-	19, // 13: helmdesk.session.v1.ListSessionsRequest.created_to:type_name -> google.protobuf.Timestamp
+	29, // 12: helmdesk.session.v1.ListSessionsRequest.created_from:type_name -> google.protobuf.Timestamp
+	29, // 13: helmdesk.session.v1.ListSessionsRequest.created_to:type_name -> google.protobuf.Timestamp
 	2,  // 14: helmdesk.session.v1.ListSessionsResponse.sessions:type_name -> helmdesk.session.v1.Session
 	1,  // 15: helmdesk.session.v1.CloseSessionRequest.by:type_name -> helmdesk.session.v1.Actor
 	2,  // 16: helmdesk.session.v1.CloseSessionResponse.session:type_name -> helmdesk.session.v1.Session
 	1,  // 17: helmdesk.session.v1.TransferSessionRequest.by:type_name -> helmdesk.session.v1.Actor
 	2,  // 18: helmdesk.session.v1.TransferSessionResponse.session:type_name -> helmdesk.session.v1.Session
 	3,  // 19: helmdesk.session.v1.SubmitCSATResponse.csat:type_name -> helmdesk.session.v1.CSAT
-	20, // 20: helmdesk.session.v1.ListMessagesResponse.messages:type_name -> helmdesk.events.v1.Message
-	4,  // 21: helmdesk.session.v1.SessionService.CreateSession:input_type -> helmdesk.session.v1.CreateSessionRequest
-	6,  // 22: helmdesk.session.v1.SessionService.GetSession:input_type -> helmdesk.session.v1.GetSessionRequest
-	8,  // 23: helmdesk.session.v1.SessionService.ListSessions:input_type -> helmdesk.session.v1.ListSessionsRequest
-	16, // 24: helmdesk.session.v1.SessionService.ListMessages:input_type -> helmdesk.session.v1.ListMessagesRequest
-	10, // 25: helmdesk.session.v1.SessionService.CloseSession:input_type -> helmdesk.session.v1.CloseSessionRequest
-	12, // 26: helmdesk.session.v1.SessionService.TransferSession:input_type -> helmdesk.session.v1.TransferSessionRequest
-	14, // 27: helmdesk.session.v1.SessionService.SubmitCSAT:input_type -> helmdesk.session.v1.SubmitCSATRequest
-	5,  // 28: helmdesk.session.v1.SessionService.CreateSession:output_type -> helmdesk.session.v1.CreateSessionResponse
-	7,  // 29: helmdesk.session.v1.SessionService.GetSession:output_type -> helmdesk.session.v1.GetSessionResponse
-	9,  // 30: helmdesk.session.v1.SessionService.ListSessions:output_type -> helmdesk.session.v1.ListSessionsResponse
-	17, // 31: helmdesk.session.v1.SessionService.ListMessages:output_type -> helmdesk.session.v1.ListMessagesResponse
-	11, // 32: helmdesk.session.v1.SessionService.CloseSession:output_type -> helmdesk.session.v1.CloseSessionResponse
-	13, // 33: helmdesk.session.v1.SessionService.TransferSession:output_type -> helmdesk.session.v1.TransferSessionResponse
-	15, // 34: helmdesk.session.v1.SessionService.SubmitCSAT:output_type -> helmdesk.session.v1.SubmitCSATResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	30, // 20: helmdesk.session.v1.ListMessagesResponse.messages:type_name -> helmdesk.events.v1.Message
+	29, // 21: helmdesk.session.v1.Review.created_at:type_name -> google.protobuf.Timestamp
+	18, // 22: helmdesk.session.v1.AddReviewResponse.review:type_name -> helmdesk.session.v1.Review
+	18, // 23: helmdesk.session.v1.ListReviewsResponse.reviews:type_name -> helmdesk.session.v1.Review
+	28, // 24: helmdesk.session.v1.Customer.profile:type_name -> google.protobuf.Struct
+	29, // 25: helmdesk.session.v1.Customer.created_at:type_name -> google.protobuf.Timestamp
+	29, // 26: helmdesk.session.v1.Customer.last_seen_at:type_name -> google.protobuf.Timestamp
+	23, // 27: helmdesk.session.v1.FindCustomersResponse.customers:type_name -> helmdesk.session.v1.Customer
+	4,  // 28: helmdesk.session.v1.SessionService.CreateSession:input_type -> helmdesk.session.v1.CreateSessionRequest
+	6,  // 29: helmdesk.session.v1.SessionService.GetSession:input_type -> helmdesk.session.v1.GetSessionRequest
+	8,  // 30: helmdesk.session.v1.SessionService.ListSessions:input_type -> helmdesk.session.v1.ListSessionsRequest
+	16, // 31: helmdesk.session.v1.SessionService.ListMessages:input_type -> helmdesk.session.v1.ListMessagesRequest
+	10, // 32: helmdesk.session.v1.SessionService.CloseSession:input_type -> helmdesk.session.v1.CloseSessionRequest
+	12, // 33: helmdesk.session.v1.SessionService.TransferSession:input_type -> helmdesk.session.v1.TransferSessionRequest
+	14, // 34: helmdesk.session.v1.SessionService.SubmitCSAT:input_type -> helmdesk.session.v1.SubmitCSATRequest
+	19, // 35: helmdesk.session.v1.SessionService.AddReview:input_type -> helmdesk.session.v1.AddReviewRequest
+	21, // 36: helmdesk.session.v1.SessionService.ListReviews:input_type -> helmdesk.session.v1.ListReviewsRequest
+	24, // 37: helmdesk.session.v1.SessionService.FindCustomers:input_type -> helmdesk.session.v1.FindCustomersRequest
+	26, // 38: helmdesk.session.v1.SessionService.EraseCustomer:input_type -> helmdesk.session.v1.EraseCustomerRequest
+	5,  // 39: helmdesk.session.v1.SessionService.CreateSession:output_type -> helmdesk.session.v1.CreateSessionResponse
+	7,  // 40: helmdesk.session.v1.SessionService.GetSession:output_type -> helmdesk.session.v1.GetSessionResponse
+	9,  // 41: helmdesk.session.v1.SessionService.ListSessions:output_type -> helmdesk.session.v1.ListSessionsResponse
+	17, // 42: helmdesk.session.v1.SessionService.ListMessages:output_type -> helmdesk.session.v1.ListMessagesResponse
+	11, // 43: helmdesk.session.v1.SessionService.CloseSession:output_type -> helmdesk.session.v1.CloseSessionResponse
+	13, // 44: helmdesk.session.v1.SessionService.TransferSession:output_type -> helmdesk.session.v1.TransferSessionResponse
+	15, // 45: helmdesk.session.v1.SessionService.SubmitCSAT:output_type -> helmdesk.session.v1.SubmitCSATResponse
+	20, // 46: helmdesk.session.v1.SessionService.AddReview:output_type -> helmdesk.session.v1.AddReviewResponse
+	22, // 47: helmdesk.session.v1.SessionService.ListReviews:output_type -> helmdesk.session.v1.ListReviewsResponse
+	25, // 48: helmdesk.session.v1.SessionService.FindCustomers:output_type -> helmdesk.session.v1.FindCustomersResponse
+	27, // 49: helmdesk.session.v1.SessionService.EraseCustomer:output_type -> helmdesk.session.v1.EraseCustomerResponse
+	39, // [39:50] is the sub-list for method output_type
+	28, // [28:39] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_helmdesk_session_v1_session_proto_init() }
@@ -1401,7 +2047,7 @@ func file_helmdesk_session_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_helmdesk_session_v1_session_proto_rawDesc), len(file_helmdesk_session_v1_session_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,10 @@ const (
 	SessionService_CloseSession_FullMethodName    = "/helmdesk.session.v1.SessionService/CloseSession"
 	SessionService_TransferSession_FullMethodName = "/helmdesk.session.v1.SessionService/TransferSession"
 	SessionService_SubmitCSAT_FullMethodName      = "/helmdesk.session.v1.SessionService/SubmitCSAT"
+	SessionService_AddReview_FullMethodName       = "/helmdesk.session.v1.SessionService/AddReview"
+	SessionService_ListReviews_FullMethodName     = "/helmdesk.session.v1.SessionService/ListReviews"
+	SessionService_FindCustomers_FullMethodName   = "/helmdesk.session.v1.SessionService/FindCustomers"
+	SessionService_EraseCustomer_FullMethodName   = "/helmdesk.session.v1.SessionService/EraseCustomer"
 )
 
 // SessionServiceClient is the client API for SessionService service.
@@ -48,6 +52,14 @@ type SessionServiceClient interface {
 	TransferSession(ctx context.Context, in *TransferSessionRequest, opts ...grpc.CallOption) (*TransferSessionResponse, error)
 	// SubmitCSAT records the customer's rating of a closed conversation (once).
 	SubmitCSAT(ctx context.Context, in *SubmitCSATRequest, opts ...grpc.CallOption) (*SubmitCSATResponse, error)
+	// AddReview records a quality inspector's review of a conversation.
+	AddReview(ctx context.Context, in *AddReviewRequest, opts ...grpc.CallOption) (*AddReviewResponse, error)
+	// ListReviews lists a conversation's quality reviews, oldest first.
+	ListReviews(ctx context.Context, in *ListReviewsRequest, opts ...grpc.CallOption) (*ListReviewsResponse, error)
+	// FindCustomers looks customers up by phone or e-mail through the blind index.
+	FindCustomers(ctx context.Context, in *FindCustomersRequest, opts ...grpc.CallOption) (*FindCustomersResponse, error)
+	// EraseCustomer forgets a customer's personal data (GDPR erasure).
+	EraseCustomer(ctx context.Context, in *EraseCustomerRequest, opts ...grpc.CallOption) (*EraseCustomerResponse, error)
 }
 
 type sessionServiceClient struct {
@@ -128,6 +140,46 @@ func (c *sessionServiceClient) SubmitCSAT(ctx context.Context, in *SubmitCSATReq
 	return out, nil
 }
 
+func (c *sessionServiceClient) AddReview(ctx context.Context, in *AddReviewRequest, opts ...grpc.CallOption) (*AddReviewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddReviewResponse)
+	err := c.cc.Invoke(ctx, SessionService_AddReview_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) ListReviews(ctx context.Context, in *ListReviewsRequest, opts ...grpc.CallOption) (*ListReviewsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReviewsResponse)
+	err := c.cc.Invoke(ctx, SessionService_ListReviews_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) FindCustomers(ctx context.Context, in *FindCustomersRequest, opts ...grpc.CallOption) (*FindCustomersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FindCustomersResponse)
+	err := c.cc.Invoke(ctx, SessionService_FindCustomers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) EraseCustomer(ctx context.Context, in *EraseCustomerRequest, opts ...grpc.CallOption) (*EraseCustomerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseCustomerResponse)
+	err := c.cc.Invoke(ctx, SessionService_EraseCustomer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SessionServiceServer is the server API for SessionService service.
 // All implementations must embed UnimplementedSessionServiceServer
 // for forward compatibility.
@@ -148,6 +200,14 @@ type SessionServiceServer interface {
 	TransferSession(context.Context, *TransferSessionRequest) (*TransferSessionResponse, error)
 	// SubmitCSAT records the customer's rating of a closed conversation (once).
 	SubmitCSAT(context.Context, *SubmitCSATRequest) (*SubmitCSATResponse, error)
+	// AddReview records a quality inspector's review of a conversation.
+	AddReview(context.Context, *AddReviewRequest) (*AddReviewResponse, error)
+	// ListReviews lists a conversation's quality reviews, oldest first.
+	ListReviews(context.Context, *ListReviewsRequest) (*ListReviewsResponse, error)
+	// FindCustomers looks customers up by phone or e-mail through the blind index.
+	FindCustomers(context.Context, *FindCustomersRequest) (*FindCustomersResponse, error)
+	// EraseCustomer forgets a customer's personal data (GDPR erasure).
+	EraseCustomer(context.Context, *EraseCustomerRequest) (*EraseCustomerResponse, error)
 	mustEmbedUnimplementedSessionServiceServer()
 }
 
@@ -178,6 +238,18 @@ func (UnimplementedSessionServiceServer) TransferSession(context.Context, *Trans
 }
 func (UnimplementedSessionServiceServer) SubmitCSAT(context.Context, *SubmitCSATRequest) (*SubmitCSATResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitCSAT not implemented")
+}
+func (UnimplementedSessionServiceServer) AddReview(context.Context, *AddReviewRequest) (*AddReviewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddReview not implemented")
+}
+func (UnimplementedSessionServiceServer) ListReviews(context.Context, *ListReviewsRequest) (*ListReviewsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReviews not implemented")
+}
+func (UnimplementedSessionServiceServer) FindCustomers(context.Context, *FindCustomersRequest) (*FindCustomersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FindCustomers not implemented")
+}
+func (UnimplementedSessionServiceServer) EraseCustomer(context.Context, *EraseCustomerRequest) (*EraseCustomerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseCustomer not implemented")
 }
 func (UnimplementedSessionServiceServer) mustEmbedUnimplementedSessionServiceServer() {}
 func (UnimplementedSessionServiceServer) testEmbeddedByValue()                        {}
@@ -326,6 +398,78 @@ func _SessionService_SubmitCSAT_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SessionService_AddReview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddReviewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).AddReview(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_AddReview_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).AddReview(ctx, req.(*AddReviewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_ListReviews_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReviewsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).ListReviews(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_ListReviews_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).ListReviews(ctx, req.(*ListReviewsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_FindCustomers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FindCustomersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).FindCustomers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_FindCustomers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).FindCustomers(ctx, req.(*FindCustomersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_EraseCustomer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseCustomerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).EraseCustomer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_EraseCustomer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).EraseCustomer(ctx, req.(*EraseCustomerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SessionService_ServiceDesc is the grpc.ServiceDesc for SessionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -360,6 +504,22 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitCSAT",
 			Handler:    _SessionService_SubmitCSAT_Handler,
+		},
+		{
+			MethodName: "AddReview",
+			Handler:    _SessionService_AddReview_Handler,
+		},
+		{
+			MethodName: "ListReviews",
+			Handler:    _SessionService_ListReviews_Handler,
+		},
+		{
+			MethodName: "FindCustomers",
+			Handler:    _SessionService_FindCustomers_Handler,
+		},
+		{
+			MethodName: "EraseCustomer",
+			Handler:    _SessionService_EraseCustomer_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,121 @@
+package platform
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/helmdesk/helmdesk/pkg/config"
+	"github.com/helmdesk/helmdesk/services/gateway"
+	"github.com/helmdesk/helmdesk/services/routing"
+	"github.com/helmdesk/helmdesk/services/session"
+)
+
+// Services lists every service a process can run, in start order.
+var Services = []string{"routing", "session", "gateway"}
+
+// Config is the configuration of one process.
+type Config struct {
+	HTTPAddr          string
+	GRPCAddr          string
+	OpsAddr           string
+	SessionAddr       string
+	RoutingAddr       string
+	MongoURI          string
+	MongoDatabase     string
+	KafkaBrokers      []string
+	InboundPartitions int
+	ReplicationFactor int
+	KafkaBatchTimeout time.Duration
+	RedisAddr         string
+	RedisPassword     string
+	LogLevel          string
+	LogFormat         string
+	Instance          string
+	ShutdownTimeout   time.Duration
+
+	EncryptionKeys     string
+	EncryptionKeysFile string
+	AuditKeys          string
+	AuditKeysFile      string
+	AuditRetention     time.Duration
+
+	Gateway gateway.Config
+	Session session.Config
+	Routing routing.Config
+}
+
+// Declare registers every setting of a process on s.
+func (c *Config) Declare(s *config.Set) {
+	s.Group("Process")
+	s.String(&c.HTTPAddr, "http-addr", "HELMDESK_HTTP_ADDR", ":8080", "Address of the gateway's HTTP server (API, sockets, console, /metrics, /healthz, /readyz).")
+	s.String(&c.GRPCAddr, "grpc-addr", "HELMDESK_GRPC_ADDR", ":9000", "Address of the gRPC server of the session and routing services.")
+	s.String(&c.OpsAddr, "ops-addr", "HELMDESK_OPS_ADDR", ":9090", "Address serving /metrics, /healthz and /readyz in processes without the gateway; empty disables it.")
+	s.String(&c.SessionAddr, "session-addr", "HELMDESK_SESSION_ADDR", "", "gRPC target of the session service when it runs in another process (for example dns:///helmdesk-session:9000); empty means this process.")
+	s.String(&c.RoutingAddr, "routing-addr", "HELMDESK_ROUTING_ADDR", "", "gRPC target of the routing service when it runs in another process; empty means this process.")
+	s.String(&c.LogLevel, "log-level", "HELMDESK_LOG_LEVEL", "info", "Log level: debug, info, warn or error.")
+	s.String(&c.LogFormat, "log-format", "HELMDESK_LOG_FORMAT", "json", "Log format: json or text.")
+	s.String(&c.Instance, "instance", "HELMDESK_INSTANCE", "", "Name of this process in logs, traces and metrics (the pod name in Kubernetes); empty means the host name.")
+	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HELMDESK_SHUTDOWN_TIMEOUT", 20*time.Second, "How long a stopping process waits for in-flight work.")
+	s.Group("Dependencies")
+	s.String(&c.MongoURI, "mongo-uri", "HELMDESK_MONGO_URI", "mongodb://localhost:27017", "MongoDB connection string.")
+	s.String(&c.MongoDatabase, "mongo-database", "HELMDESK_MONGO_DATABASE", "helmdesk", "MongoDB database name.")
+	s.List(&c.KafkaBrokers, "kafka-brokers", "HELMDESK_KAFKA_BROKERS", []string{"localhost:9092"}, "Kafka bootstrap brokers, comma-separated.")
+	s.Int(&c.InboundPartitions, "kafka-inbound-partitions", "HELMDESK_KAFKA_INBOUND_PARTITIONS", 12, "Partitions of the inbound and routing topics when Helmdesk creates them (the most session consumers that can share the load).")
+	s.Int(&c.ReplicationFactor, "kafka-replication-factor", "HELMDESK_KAFKA_REPLICATION_FACTOR", 1, "Replication factor of topics Helmdesk creates (3 in production).")
+	s.Duration(&c.KafkaBatchTimeout, "kafka-batch-timeout", "HELMDESK_KAFKA_BATCH_TIMEOUT", 2*time.Millisecond, "How long the producer waits to batch concurrent writes.")
+	s.String(&c.RedisAddr, "redis-addr", "HELMDESK_REDIS_ADDR", "localhost:6379", "Redis address (host:port).")
+	s.String(&c.RedisPassword, "redis-password", "HELMDESK_REDIS_PASSWORD", "", "Redis password, if any.")
+	s.Group("Security")
+	s.String(&c.EncryptionKeys, "encryption-keys", "HELMDESK_ENCRYPTION_KEYS", "", "Field-encryption and blind-index keys, e.g. `k2:<base64>,k1:<base64>,index:i1:<base64>` (the first encryption key encrypts; all decrypt). Generate with `helmdesk keys generate`.")
+	s.String(&c.EncryptionKeysFile, "encryption-keys-file", "HELMDESK_ENCRYPTION_KEYS_FILE", "", "File holding the encryption keys (same format, or JSON), e.g. a mounted Kubernetes secret.")
+	s.String(&c.AuditKeys, "audit-keys", "HELMDESK_AUDIT_KEYS", "", "Keys of the audit log's HMAC chain, `id:<base64>` comma-separated; the first signs new entries.")
+	s.String(&c.AuditKeysFile, "audit-keys-file", "HELMDESK_AUDIT_KEYS_FILE", "", "File holding the audit chain keys.")
+	s.Duration(&c.AuditRetention, "audit-retention", "HELMDESK_AUDIT_RETENTION", 180*24*time.Hour, "How long audit entries are kept before the purge job removes them (at least 180 days).")
+	c.Gateway.Declare(s)
+	c.Session.Declare(s)
+	c.Routing.Declare(s)
+	s.Check(func() error {
+		var errs []error
+		if c.InboundPartitions < 1 || c.InboundPartitions > 1024 {
+			errs = append(errs, errors.New("--kafka-inbound-partitions must be between 1 and 1024"))
+		}
+		if c.ReplicationFactor < 1 {
+			errs = append(errs, errors.New("--kafka-replication-factor must be at least 1"))
+		}
+		if len(c.KafkaBrokers) == 0 {
+			errs = append(errs, errors.New("--kafka-brokers must name at least one broker"))
+		}
+		if c.Instance == "" {
+			c.Instance, _ = os.Hostname()
+		}
+		if c.AuditRetention < 180*24*time.Hour {
+			errs = append(errs, errors.New("--audit-retention must be at least 180 days (4320h)"))
+		}
+		if c.MongoDatabase == "" {
+			errs = append(errs, errors.New("--mongo-database must not be empty"))
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// Select validates a list of service names; empty means all.
+func Select(names []string) ([]string, error) {
+	if len(names) == 0 || (len(names) == 1 && names[0] == "all") {
+		return slices.Clone(Services), nil
+	}
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(Services, n) {
+			return nil, fmt.Errorf("unknown service %q (services: %v, or all)", n, Services)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	// Keep start order.
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(Services, a) - slices.Index(Services, b) })
+	return out, nil
+}

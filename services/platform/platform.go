@@ -1,0 +1,274 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc"
+
+	"github.com/helmdesk/helmdesk/pkg/app"
+	"github.com/helmdesk/helmdesk/pkg/audit"
+	"github.com/helmdesk/helmdesk/pkg/cache"
+	"github.com/helmdesk/helmdesk/pkg/events"
+	"github.com/helmdesk/helmdesk/pkg/logkey"
+	"github.com/helmdesk/helmdesk/pkg/observability"
+	"github.com/helmdesk/helmdesk/pkg/rpc"
+	"github.com/helmdesk/helmdesk/pkg/store"
+	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
+	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
+	"github.com/helmdesk/helmdesk/services/gateway"
+	"github.com/helmdesk/helmdesk/services/routing"
+	"github.com/helmdesk/helmdesk/services/session"
+)
+
+// Platform is a process with its services set up and ready to run.
+type Platform struct {
+	cfg      Config
+	services []string
+	rt       *app.Runtime
+	tp       *sdktrace.TracerProvider
+	mongo    *mongo.Client
+	redis    *redis.Client
+	producer *events.Producer
+	conns    []*grpc.ClientConn
+
+	grpcServer *grpc.Server
+	grpcLn     net.Listener
+	httpLn     net.Listener
+	handler    http.Handler
+	gateway    *gateway.Gateway
+	runners    []app.Runner
+	secrets    Secrets
+}
+
+// New connects to the dependencies and builds the selected services. On error,
+// whatever it opened is closed again.
+func New(ctx context.Context, cfg Config, services []string, logOut io.Writer, getenv func(string) string) (_ *Platform, err error) {
+	services, err = Select(services)
+	if err != nil {
+		return nil, err
+	}
+	logger, err := observability.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	logger = logger.With(slog.String(logkey.Instance, cfg.Instance))
+	tp, err := observability.NewTracerProvider(ctx, "helmdesk", cfg.Instance, getenv)
+	if err != nil {
+		return nil, err
+	}
+	p := &Platform{cfg: cfg, services: services, tp: tp, rt: &app.Runtime{
+		Instance: cfg.Instance, Logger: logger, Tracer: tp, Metrics: observability.NewMetrics(), Health: app.NewHealth(),
+	}}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if p.secrets, err = loadSecrets(cfg); err != nil {
+		return nil, err
+	}
+	if err := p.connect(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.build(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Platform) has(name string) bool { return slices.Contains(p.services, name) }
+
+func (p *Platform) connect(ctx context.Context) error {
+	var err error
+	p.mongo, _, err = store.Connect(ctx, store.Config{URI: p.cfg.MongoURI, Database: p.cfg.MongoDatabase}, p.rt.Metrics, p.tp)
+	if err != nil {
+		return err
+	}
+	p.rt.Health.AddCheck("mongodb", func(ctx context.Context) error { return p.mongo.Ping(ctx, nil) })
+	p.redis, err = cache.Connect(ctx, cache.Config{Addr: p.cfg.RedisAddr, Password: p.cfg.RedisPassword})
+	if err != nil {
+		return err
+	}
+	p.rt.Health.AddCheck("redis", func(ctx context.Context) error { return p.redis.Ping(ctx).Err() })
+	err = events.EnsureTopics(ctx, p.cfg.KafkaBrokers,
+		events.TopicSpec{Name: events.TopicInbound, Partitions: p.cfg.InboundPartitions, ReplicationFactor: p.cfg.ReplicationFactor},
+		events.TopicSpec{Name: events.TopicRouting, Partitions: p.cfg.InboundPartitions, ReplicationFactor: p.cfg.ReplicationFactor},
+		events.TopicSpec{Name: events.TopicEvents, Partitions: p.cfg.InboundPartitions, ReplicationFactor: p.cfg.ReplicationFactor},
+	)
+	if err != nil {
+		return err
+	}
+	p.producer = events.NewProducer(p.cfg.KafkaBrokers, p.cfg.KafkaBatchTimeout, p.rt.Metrics, p.tp)
+	return nil
+}
+
+func (p *Platform) build(ctx context.Context) error {
+	db := p.mongo.Database(p.cfg.MongoDatabase)
+	var err error
+	if p.has("routing") || p.has("session") {
+		p.grpcLn, err = app.Listen(p.cfg.GRPCAddr)
+		if err != nil {
+			return err
+		}
+		p.grpcServer = rpc.NewServer(p.rt, nil)
+	}
+	// Clients reach in-process services over the local gRPC listener: the same path as
+	// across pods, so one process behaves exactly like many.
+	dial := func(remote string) (*grpc.ClientConn, error) {
+		target := remote
+		if target == "" {
+			if p.grpcLn == nil {
+				return nil, errors.New("no address configured for a service that does not run in this process")
+			}
+			target = p.grpcLn.Addr().String()
+		}
+		conn, err := rpc.Dial(p.rt, target, nil)
+		if err == nil {
+			p.conns = append(p.conns, conn)
+		}
+		return conn, err
+	}
+	routingAddr, sessionAddr := p.cfg.RoutingAddr, p.cfg.SessionAddr
+	if p.has("routing") {
+		routingAddr = ""
+	}
+	if p.has("session") {
+		sessionAddr = ""
+	}
+
+	if p.has("routing") {
+		svc, err := routing.New(ctx, p.cfg.Routing, routing.Deps{Runtime: p.rt.For("routing"), Mongo: db, Redis: p.redis, Producer: p.producer})
+		if err != nil {
+			return fmt.Errorf("start routing service: %w", err)
+		}
+		svc.Register(p.grpcServer)
+		p.runners = append(p.runners, svc)
+	}
+	if p.has("session") {
+		rconn, err := dial(routingAddr)
+		if err != nil {
+			return fmt.Errorf("connect to routing service: %w", err)
+		}
+		svc, err := session.New(ctx, p.cfg.Session, session.Deps{
+			Runtime: p.rt.For("session"), Mongo: db, Redis: p.redis, Producer: p.producer,
+			Routing: routingv1.NewRoutingServiceClient(rconn), Brokers: p.cfg.KafkaBrokers, Keyring: p.secrets.Keyring,
+		})
+		if err != nil {
+			return fmt.Errorf("start session service: %w", err)
+		}
+		svc.Register(p.grpcServer)
+		p.runners = append(p.runners, svc)
+	}
+	if p.has("gateway") {
+		sconn, err := dial(sessionAddr)
+		if err != nil {
+			return fmt.Errorf("connect to session service: %w", err)
+		}
+		rconn, err := dial(routingAddr)
+		if err != nil {
+			return fmt.Errorf("connect to routing service: %w", err)
+		}
+		auditLog, err := audit.New(ctx, db, audit.Config{Keys: p.secrets.AuditKeys, Retention: p.cfg.AuditRetention, Logger: p.rt.Logger})
+		if err != nil {
+			return fmt.Errorf("open audit log: %w", err)
+		}
+		gw, err := gateway.New(ctx, p.cfg.Gateway, gateway.Deps{
+			Runtime: p.rt.For("gateway"), Mongo: db, Redis: p.redis, Producer: p.producer,
+			Sessions: sessionv1.NewSessionServiceClient(sconn), Routing: routingv1.NewRoutingServiceClient(rconn), Audit: auditLog,
+		})
+		if err != nil {
+			return fmt.Errorf("start gateway: %w", err)
+		}
+		p.gateway = gw
+		p.handler = gw.Handler()
+		p.runners = append(p.runners, gw)
+		if p.httpLn, err = app.Listen(p.cfg.HTTPAddr); err != nil {
+			return err
+		}
+	} else if p.cfg.OpsAddr != "" {
+		mux := http.NewServeMux()
+		p.rt.Mount(mux)
+		p.handler = mux
+		if p.httpLn, err = app.Listen(p.cfg.OpsAddr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HTTPAddr is the address the HTTP server listens on ("" when it has none).
+func (p *Platform) HTTPAddr() string {
+	if p.httpLn == nil {
+		return ""
+	}
+	return p.httpLn.Addr().String()
+}
+
+// Runtime exposes the process runtime (for tests and tools).
+func (p *Platform) Runtime() *app.Runtime { return p.rt }
+
+// Run serves until ctx is done, then shuts down and releases every connection.
+func (p *Platform) Run(ctx context.Context) error {
+	defer p.close()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	// On shutdown: fail readiness first, close sockets with a resume hint, then stop.
+	stop := context.AfterFunc(ctx, func() {
+		p.rt.Health.SetDraining()
+		if p.gateway != nil {
+			p.gateway.CloseSockets()
+		}
+		cancel()
+	})
+	defer stop()
+	runners := slices.Clone(p.runners)
+	if p.grpcServer != nil {
+		runners = append(runners, app.RunnerFunc(func(ctx context.Context) error { return rpc.Serve(ctx, p.grpcServer, p.grpcLn, p.rt.Logger) }))
+	}
+	if p.httpLn != nil {
+		srv := &app.HTTPServer{Name: "http", Listener: p.httpLn, Handler: p.handler, Logger: p.rt.Logger, ShutdownTimeout: p.cfg.ShutdownTimeout}
+		runners = append(runners, srv)
+	}
+	p.rt.Logger.Info("helmdesk started", slog.Any("services", p.services), slog.String("http_addr", p.HTTPAddr()))
+	err := app.RunAll(runCtx, runners...)
+	p.rt.Logger.Info("helmdesk stopped")
+	return err
+}
+
+func (p *Platform) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	// Listeners are closed by their servers; these calls only matter when Run never ran.
+	if p.grpcLn != nil {
+		_ = p.grpcLn.Close()
+	}
+	if p.httpLn != nil {
+		_ = p.httpLn.Close()
+	}
+	if p.producer != nil {
+		_ = p.producer.Close()
+	}
+	if p.redis != nil {
+		_ = p.redis.Close()
+	}
+	if p.mongo != nil {
+		_ = p.mongo.Disconnect(ctx)
+	}
+	if p.tp != nil {
+		_ = p.tp.Shutdown(ctx)
+	}
+}
