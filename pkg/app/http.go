@@ -43,6 +43,8 @@ func (s *HTTPServer) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		TLSConfig:         s.TLSConfig,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// Handshake failures of clients (old TLS versions, scanners) are not our errors.
+		ErrorLog: slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug),
 	}
 	for _, f := range s.OnShutdown {
 		srv.RegisterOnShutdown(f)

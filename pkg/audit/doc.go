@@ -8,7 +8,8 @@
 // # The chain
 //
 // Entries are numbered 1, 2, 3, … with no gaps (the sequence number is the document's
-// _id) and chained: each entry stores the hash of the previous one (prev_hash) and its
+// _id, written as 20 zero-padded digits so that string order is numeric order and
+// FerretDB looks it up by primary key) and chained: each entry stores the hash of the previous one (prev_hash) and its
 // own hash = HMAC-SHA256(chain key, canonical encoding of the entry including
 // prev_hash), hex. The canonical encoding is a JSON object with a fixed field order,
 // map keys sorted, times as RFC 3339 UTC strings at millisecond precision (what BSON

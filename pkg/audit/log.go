@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,8 +80,8 @@ type Log struct {
 
 	conflicts atomic.Int64 // inserts lost to another replica
 
-	mu  sync.Mutex // serialises appends in this process and guards tip
-	tip *anchor    // last entry this Log knows of; nil until loaded
+	turn chan struct{} // a one-slot semaphore: serialises appends and guards tip
+	tip  *anchor       // last entry this Log knows of; nil until loaded
 }
 
 // anchor is a (seq, hash) point of the chain: the tip, the head or the checkpoint.
@@ -129,6 +128,7 @@ func New(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		keys:    make(map[string][]byte, len(cfg.Keys)),
 		active:  cfg.Keys[0].ID,
 		cfg:     cfg,
+		turn:    make(chan struct{}, 1),
 	}
 	for _, k := range cfg.Keys {
 		if k.ID == "" {
@@ -250,8 +250,12 @@ func (l *Log) Append(ctx context.Context, ev Event) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	select {
+	case l.turn <- struct{}{}:
+	case <-ctx.Done():
+		return Entry{}, fmt.Errorf("wait to append audit entry: %w", ctx.Err())
+	}
+	defer func() { <-l.turn }()
 	return l.appendLocked(ctx, ev)
 }
 

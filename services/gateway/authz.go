@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -275,4 +276,33 @@ func (rs *roleStore) list(ctx context.Context) ([]Role, error) {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
 	return append(out, custom...), nil
+}
+
+// RouteRule is one API route and what it requires, for documentation and tests.
+type RouteRule struct {
+	Method   string
+	Path     string
+	Requires string // public, signed_in, signed_in_or_customer, customer, or a permission
+}
+
+// Routes lists the API's routes with their requirements, in table order.
+func Routes() []RouteRule {
+	var out []RouteRule
+	for _, rt := range (&Gateway{}).routeTable() {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		out = append(out, RouteRule{Method: method, Path: path, Requires: string(rt.access)})
+	}
+	return out
+}
+
+// RolePermissions lists each built-in role's permissions.
+func RolePermissions() map[string][]string {
+	out := map[string][]string{}
+	for role, perms := range builtinRoles() {
+		for _, p := range perms {
+			out[string(role)] = append(out[string(role)], string(p))
+		}
+		sort.Strings(out[string(role)])
+	}
+	return out
 }

@@ -332,7 +332,11 @@ func (id *identity) resolveToken(ctx context.Context, digest string, now time.Ti
 		_, _ = id.tokens.DeleteOne(ctx, bson.M{"_id": digest})
 		return Principal{}, fault.New(fault.Unauthenticated, "session_expired", "you were signed out after a period of inactivity; sign in again")
 	}
-	if now.Sub(doc.LastUsedAt) > touchEvery {
+	touch := touchEvery
+	if id.idleTTL > 0 {
+		touch = min(touch, id.idleTTL/4)
+	}
+	if now.Sub(doc.LastUsedAt) > touch {
 		if _, err := id.tokens.UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": now.UTC()}}); err != nil {
 			return Principal{}, fmt.Errorf("record token use: %w", err)
 		}

@@ -33,7 +33,9 @@ const (
 	// client is told to fetch history over REST.
 	replayLimit = 1000
 	pingEvery   = 30 * time.Second
-	writeWait   = 10 * time.Second
+	// presenceHeartbeat keeps an agent's connection alive in routing (whose TTL is 60 s).
+	presenceHeartbeat = 20 * time.Second
+	writeWait         = 10 * time.Second
 )
 
 type itemKind uint8
@@ -152,10 +154,29 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 	}
 	defer g.hub.unsubscribe(channel, s)
 	if agent {
+		// Presence follows the console socket: connected now, a heartbeat while it stays
+		// open, and away after a grace period once the last socket of the agent is gone.
 		connID := g.rt.Instance + "/" + strconv.FormatUint(g.connSeq.Add(1), 36)
-		if _, err := g.routing.AgentConnected(ctx, &routingv1.AgentConnectedRequest{AgentId: p.UserID, ConnectionId: connID}); err != nil {
-			g.log.WarnContext(ctx, "record agent connection", slog.Any(logkey.Error, err))
+		beat := func() {
+			bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if _, err := g.routing.AgentConnected(bctx, &routingv1.AgentConnectedRequest{AgentId: p.UserID, ConnectionId: connID}); err != nil && ctx.Err() == nil {
+				g.log.WarnContext(ctx, "record agent connection", slog.Any(logkey.Error, err))
+			}
 		}
+		beat()
+		go func() {
+			t := time.NewTicker(presenceHeartbeat)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					beat()
+				}
+			}
+		}()
 		defer func() {
 			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -170,19 +191,35 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 		defer close(writerDone)
 		s.writeLoop()
 	}()
+	// Ending the socket from the server side (shutdown, revocation, a slow client)
+	// cancels ctx; closing the connection with a close frame then ends the read loop.
+	// Reads use their own context: a cancelled read would drop the connection
+	// without a close frame.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		<-ctx.Done()
+		code, reason := closeFrame(context.Cause(ctx))
+		_ = conn.Close(code, reason)
+	}()
 	s.greet()
-	s.readLoop()
+	s.readLoop(context.WithoutCancel(ctx))
 	cancel(nil)
 	<-writerDone
-	switch cause := context.Cause(ctx); {
+	<-closed
+}
+
+// closeFrame is the close code and reason a socket ends with.
+func closeFrame(cause error) (websocket.StatusCode, string) {
+	switch {
 	case errors.Is(cause, errSlowConsumer):
-		_ = conn.Close(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"too slow to keep up, resume"}`)
+		return websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"too slow to keep up, resume"}`
 	case errors.Is(cause, errShuttingDown):
-		_ = conn.Close(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is restarting, resume"}`)
+		return websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is restarting, resume"}`
 	case errors.Is(cause, errRevoked):
-		_ = conn.Close(websocket.StatusPolicyViolation, `{"reconnect":false,"reason":"signed out: credentials revoked or changed"}`)
+		return websocket.StatusPolicyViolation, `{"reconnect":false,"reason":"signed out: credentials revoked or changed"}`
 	default:
-		_ = conn.CloseNow()
+		return websocket.StatusNormalClosure, ""
 	}
 }
 
@@ -221,9 +258,9 @@ func sessionFrame(sess *sessionv1.Session) frames.Session {
 		Group: sess.GetGroup(), QueuePosition: sess.GetQueuePosition(), CSATRequested: sess.GetStatus() == sessionv1.Status_STATUS_CLOSED && sess.GetCsat() == nil}
 }
 
-func (s *socket) readLoop() {
+func (s *socket) readLoop(ctx context.Context) {
 	for {
-		typ, data, err := s.conn.Read(s.ctx)
+		typ, data, err := s.conn.Read(ctx)
 		if err != nil {
 			return
 		}

@@ -41,6 +41,12 @@ type Config struct {
 	AuditKeys          string
 	AuditKeysFile      string
 	AuditRetention     time.Duration
+	TLSCert            string
+	TLSKey             string
+	GRPCTLSCert        string
+	GRPCTLSKey         string
+	GRPCTLSClientCA    string
+	GRPCTLSCA          string
 
 	Gateway gateway.Config
 	Session session.Config
@@ -74,6 +80,12 @@ func (c *Config) Declare(s *config.Set) {
 	s.String(&c.AuditKeys, "audit-keys", "HELMDESK_AUDIT_KEYS", "", "Keys of the audit log's HMAC chain, `id:<base64>` comma-separated; the first signs new entries.")
 	s.String(&c.AuditKeysFile, "audit-keys-file", "HELMDESK_AUDIT_KEYS_FILE", "", "File holding the audit chain keys.")
 	s.Duration(&c.AuditRetention, "audit-retention", "HELMDESK_AUDIT_RETENTION", 180*24*time.Hour, "How long audit entries are kept before the purge job removes them (at least 180 days).")
+	s.String(&c.TLSCert, "tls-cert", "HELMDESK_TLS_CERT", "", "PEM certificate (chain) for HTTPS on the gateway's address; with --tls-key. Reloaded when the file changes. TLS 1.2 minimum, 1.3 preferred.")
+	s.String(&c.TLSKey, "tls-key", "HELMDESK_TLS_KEY", "", "PEM private key of --tls-cert.")
+	s.String(&c.GRPCTLSCert, "grpc-tls-cert", "HELMDESK_GRPC_TLS_CERT", "", "PEM certificate of this process for gRPC between services (server side, and client side for mTLS).")
+	s.String(&c.GRPCTLSKey, "grpc-tls-key", "HELMDESK_GRPC_TLS_KEY", "", "PEM private key of --grpc-tls-cert.")
+	s.String(&c.GRPCTLSClientCA, "grpc-tls-client-ca", "HELMDESK_GRPC_TLS_CLIENT_CA", "", "CA that client certificates must chain to (enables mutual TLS on the gRPC server).")
+	s.String(&c.GRPCTLSCA, "grpc-tls-ca", "HELMDESK_GRPC_TLS_CA", "", "CA that gRPC servers' certificates must chain to; setting it makes this process dial other services over TLS.")
 	c.Gateway.Declare(s)
 	c.Session.Declare(s)
 	c.Routing.Declare(s)
@@ -90,6 +102,12 @@ func (c *Config) Declare(s *config.Set) {
 		}
 		if c.Instance == "" {
 			c.Instance, _ = os.Hostname()
+		}
+		if (c.TLSCert == "") != (c.TLSKey == "") {
+			errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+		}
+		if (c.GRPCTLSCert == "") != (c.GRPCTLSKey == "") {
+			errs = append(errs, errors.New("--grpc-tls-cert and --grpc-tls-key go together"))
 		}
 		if c.AuditRetention < 180*24*time.Hour {
 			errs = append(errs, errors.New("--audit-retention must be at least 180 days (4320h)"))

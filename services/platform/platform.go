@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/helmdesk/helmdesk/pkg/app"
 	"github.com/helmdesk/helmdesk/pkg/audit"
@@ -24,6 +26,7 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/observability"
 	"github.com/helmdesk/helmdesk/pkg/rpc"
 	"github.com/helmdesk/helmdesk/pkg/store"
+	"github.com/helmdesk/helmdesk/pkg/tlsconfig"
 	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
 	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
 	"github.com/helmdesk/helmdesk/services/gateway"
@@ -49,6 +52,7 @@ type Platform struct {
 	gateway    *gateway.Gateway
 	runners    []app.Runner
 	secrets    Secrets
+	tls        *tls.Config
 }
 
 // New connects to the dependencies and builds the selected services. On error,
@@ -77,6 +81,11 @@ func New(ctx context.Context, cfg Config, services []string, logOut io.Writer, g
 	}()
 	if p.secrets, err = loadSecrets(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.TLSCert != "" {
+		if p.tls, err = tlsconfig.Server(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, fmt.Errorf("https: %w", err)
+		}
 	}
 	if err := p.connect(ctx); err != nil {
 		return nil, err
@@ -121,7 +130,13 @@ func (p *Platform) build(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p.grpcServer = rpc.NewServer(p.rt, nil)
+		var creds credentials.TransportCredentials
+		if p.cfg.GRPCTLSCert != "" {
+			if creds, err = tlsconfig.ServerCredentials(p.cfg.GRPCTLSCert, p.cfg.GRPCTLSKey, p.cfg.GRPCTLSClientCA); err != nil {
+				return fmt.Errorf("grpc tls: %w", err)
+			}
+		}
+		p.grpcServer = rpc.NewServer(p.rt, creds)
 	}
 	// Clients reach in-process services over the local gRPC listener: the same path as
 	// across pods, so one process behaves exactly like many.
@@ -133,7 +148,15 @@ func (p *Platform) build(ctx context.Context) error {
 			}
 			target = p.grpcLn.Addr().String()
 		}
-		conn, err := rpc.Dial(p.rt, target, nil)
+		var creds credentials.TransportCredentials
+		if p.cfg.GRPCTLSCA != "" {
+			var err error
+			// The client presents this process's certificate when it has one (mTLS).
+			if creds, err = tlsconfig.ClientCredentials(p.cfg.GRPCTLSCA, p.cfg.GRPCTLSCert, p.cfg.GRPCTLSKey, ""); err != nil {
+				return nil, fmt.Errorf("grpc tls: %w", err)
+			}
+		}
+		conn, err := rpc.Dial(p.rt, target, creds)
 		if err == nil {
 			p.conns = append(p.conns, conn)
 		}
@@ -207,6 +230,14 @@ func (p *Platform) build(ctx context.Context) error {
 	return nil
 }
 
+// Scheme is "https" when the HTTP server serves TLS, "http" otherwise.
+func (p *Platform) Scheme() string {
+	if p.tls != nil {
+		return "https"
+	}
+	return "http"
+}
+
 // HTTPAddr is the address the HTTP server listens on ("" when it has none).
 func (p *Platform) HTTPAddr() string {
 	if p.httpLn == nil {
@@ -237,7 +268,7 @@ func (p *Platform) Run(ctx context.Context) error {
 		runners = append(runners, app.RunnerFunc(func(ctx context.Context) error { return rpc.Serve(ctx, p.grpcServer, p.grpcLn, p.rt.Logger) }))
 	}
 	if p.httpLn != nil {
-		srv := &app.HTTPServer{Name: "http", Listener: p.httpLn, Handler: p.handler, Logger: p.rt.Logger, ShutdownTimeout: p.cfg.ShutdownTimeout}
+		srv := &app.HTTPServer{Name: "http", Listener: p.httpLn, Handler: p.handler, Logger: p.rt.Logger, ShutdownTimeout: p.cfg.ShutdownTimeout, TLSConfig: p.tls}
 		runners = append(runners, srv)
 	}
 	p.rt.Logger.Info("helmdesk started", slog.Any("services", p.services), slog.String("http_addr", p.HTTPAddr()))

@@ -81,14 +81,11 @@ func (s *Service) Close(ctx context.Context, sid string, by Actor, reason string
 	if sess.Status == StatusClosed {
 		return Session{}, errClosed
 	}
-	// Capacity first: both calls are idempotent, so a retry after a failure below
-	// cannot leak an agent's slot.
-	if sess.AgentID != "" {
-		if _, err := s.deps.Routing.Release(ctx, &routingv1.ReleaseRequest{SessionId: sid, AgentId: sess.AgentID}); err != nil {
-			return Session{}, fmt.Errorf("release agent of %s: %w", sid, err)
-		}
-	} else if _, err := s.deps.Routing.RemoveFromQueue(ctx, &routingv1.RemoveFromQueueRequest{SessionId: sid}); err != nil {
-		return Session{}, fmt.Errorf("remove %s from queue: %w", sid, err)
+	// Capacity first: Release frees whichever agent holds the session or takes it out
+	// of its queue, and is idempotent, so a retry after a failure below cannot leak
+	// an agent's slot.
+	if _, err := s.deps.Routing.Release(ctx, &routingv1.ReleaseRequest{SessionId: sid}); err != nil {
+		return Session{}, fmt.Errorf("release session %s in routing: %w", sid, err)
 	}
 	now := time.Now().UTC()
 	changed, err := s.repo.close(ctx, sid, actorLabel(by), reason, now)

@@ -226,23 +226,25 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 	return sess, nil
 }
 
-// applyAssignment records that agentID now serves the session and tells everyone.
+// applyAssignment records that agentID now serves the session and tells everyone:
+// the customer, the new agent, and the agent who had it before (a re-route after they
+// went offline), who loses access.
 func (s *Service) applyAssignment(ctx context.Context, sid, agentID, group string, at time.Time) error {
+	before, err := s.repo.getSession(ctx, sid)
+	if err != nil {
+		return err
+	}
 	changed, err := s.repo.setAssigned(ctx, sid, agentID, group, at)
 	if err != nil {
 		return err
 	}
+	if !changed {
+		return nil // already applied (a replayed routing event), or closed meanwhile
+	}
 	if err := s.state.setAgent(ctx, sid, agentID, StatusAssigned); err != nil {
 		return err
 	}
-	if !changed {
-		return nil // already applied (a replayed routing event)
-	}
-	sess, err := s.repo.getSession(ctx, sid)
-	if err != nil {
-		return err
-	}
-	if err := s.repo.setCustomerLastAgent(ctx, sess.CustomerID, agentID); err != nil {
+	if err := s.repo.setCustomerLastAgent(ctx, before.CustomerID, agentID); err != nil {
 		s.log.WarnContext(ctx, "record last agent", slog.Any(logkey.Error, err))
 	}
 	env, err := events.NewEnvelope(events.TypeChatAssigned, Source, sid, &eventsv1.ChatAssigned{SessionId: sid, AgentId: agentID, Group: group, AssignedAt: timestamppb.New(at)})
@@ -252,25 +254,12 @@ func (s *Service) applyAssignment(ctx context.Context, sid, agentID, group strin
 	if err := s.deps.Producer.Publish(ctx, events.Record{Topic: events.TopicEvents, Envelope: env}); err != nil {
 		return fmt.Errorf("publish chat_assigned: %w", err)
 	}
-	frame := frames.Session{Type: frames.TypeSession, SessionID: sid, Status: frames.StatusAssigned, AgentID: agentID}
-	return s.fanout(ctx, sid, agentID, time.Time{}, frame)
-}
-
-// fanout publishes one frame to the session's participants.
-func (s *Service) fanout(ctx context.Context, sid, agentID string, acceptedAt time.Time, frame any) error {
-	payload, err := frames.Encode(acceptedAt, frame)
-	if err != nil {
-		return fmt.Errorf("encode frame: %w", err)
+	frame := frames.Session{Type: frames.TypeSession, SessionID: sid, Status: frames.StatusAssigned, AgentID: agentID, Group: group}
+	channels := []string{frames.SessionChannel(sid), frames.AgentChannel(agentID)}
+	if before.AgentID != "" && before.AgentID != agentID {
+		channels = append(channels, frames.AgentChannel(before.AgentID))
 	}
-	pipe := s.deps.Redis.Pipeline()
-	pipe.Publish(ctx, frames.SessionChannel(sid), payload)
-	if agentID != "" {
-		pipe.Publish(ctx, frames.AgentChannel(agentID), payload)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("fan out to session %s: %w", sid, err)
-	}
-	return nil
+	return s.fanoutTo(ctx, frame, channels...)
 }
 
 // reveal puts a session's decrypted sensitive attributes back into its profile.

@@ -9,19 +9,21 @@ package main
 
 import (
 	"context"
-	_ "time/tzdata" // routing rules may use any time zone, also in minimal images
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+	_ "time/tzdata" // routing rules may use any time zone, also in minimal images
 
 	"github.com/helmdesk/helmdesk/pkg/config"
 	"github.com/helmdesk/helmdesk/pkg/devstack"
 	"github.com/helmdesk/helmdesk/pkg/observability"
+	"github.com/helmdesk/helmdesk/pkg/tlsconfig"
 	"github.com/helmdesk/helmdesk/services/platform"
 )
 
@@ -105,11 +107,13 @@ func settings() (*config.Set, *platform.Config, *devConfig) {
 
 type devConfig struct {
 	dataDir string
+	tls     bool
 }
 
 func (d *devConfig) declare(s *config.Set) {
 	s.Group("Development mode (helmdesk dev)")
 	s.String(&d.dataDir, "data-dir", "HELMDESK_DATA_DIR", ".helmdesk", "Folder holding the embedded MongoDB (FerretDB/SQLite), Kafka (kfake) and Redis (snapshot) data; keep it to keep every conversation across restarts.")
+	s.Bool(&d.tls, "tls", "HELMDESK_DEV_TLS", false, "Serve HTTPS with a self-signed certificate for localhost (kept in the data folder).")
 }
 
 func parse(args []string, stderr io.Writer, getenv func(string) string) ([]string, *platform.Config, *devConfig, error) {
@@ -166,11 +170,16 @@ func dev(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 			return err
 		}
 	}
+	if dc.tls && cfg.TLSCert == "" {
+		if cfg.TLSCert, cfg.TLSKey, err = tlsconfig.SelfSigned(nil, filepath.Join(dc.dataDir, "tls")); err != nil {
+			return err
+		}
+	}
 	p, err := platform.New(ctx, *cfg, nil, stderr, getenv)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "\n  Helmdesk is running at http://%s  (data in %s; Ctrl-C to stop)\n\n", displayAddr(p.HTTPAddr()), dc.dataDir)
+	fmt.Fprintf(stderr, "\n  Helmdesk is running at %s://%s  (data in %s; Ctrl-C to stop)\n\n", p.Scheme(), displayAddr(p.HTTPAddr()), dc.dataDir)
 	return p.Run(ctx)
 }
 

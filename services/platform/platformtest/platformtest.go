@@ -15,10 +15,12 @@ import (
 // Dev is a whole platform on embedded dependencies, started the way `helmdesk dev`
 // starts it, for end-to-end tests.
 type Dev struct {
-	URL   string
-	stack *devstack.Stack
-	stop  context.CancelFunc
-	done  chan error
+	URL string
+	// MongoURI reaches the embedded MongoDB (for tests that inspect what is stored).
+	MongoURI string
+	stack    *devstack.Stack
+	stop     context.CancelFunc
+	done     chan error
 }
 
 // Start starts every service on an embedded stack keeping its data in dataDir;
@@ -50,7 +52,7 @@ func Start(t testing.TB, dataDir string, logOut io.Writer, tweak func(*platform.
 		t.Fatalf("start platform: %v", err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	d := &Dev{URL: "http://" + p.HTTPAddr(), stack: stack, stop: cancel, done: make(chan error, 1)}
+	d := &Dev{URL: p.Scheme() + "://" + p.HTTPAddr(), MongoURI: stack.MongoURI, stack: stack, stop: cancel, done: make(chan error, 1)}
 	go func() { d.done <- p.Run(runCtx) }()
 	t.Cleanup(func() { d.Stop(t) })
 	return d

@@ -129,7 +129,7 @@ step('admin creates a web channel and gets the embed snippet', async () => {
   await admin.getByTestId('widget-preview').getByText('Acme Support').waitFor();
   site.setPage(
     '/shop',
-    `<!doctype html><html><head><meta charset="utf-8"><title>Acme Shop</title>
+    `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Acme Shop</title>
 <style>body{font:16px Georgia,serif;margin:40px;color:#333} button{all:unset;color:red} div{color:green !important}</style></head>
 <body><h1>Acme Shop</h1><p>Our finest products. This host page has hostile global CSS that must not leak into the widget.</p>
 <script>window.HelmdeskSettings = { profile: { name: 'Carol Customer', user_level: 'VIP' } };</script>
@@ -328,6 +328,7 @@ step('the widget is full-screen on a phone', async () => {
   const p = await phone.newPage();
   await p.goto(site.url + '/shop');
   await p.locator('[data-hd=launcher]').tap();
+  await p.waitForTimeout(400); // the opening transition
   const box = await p.locator('[data-hd=panel]').boundingBox();
   assert.ok(box && box.width >= 389 && box.height >= 843, `panel is ${JSON.stringify(box)} on a 390×844 screen`);
   await p.locator('[data-hd=panel]').getByText('客服').first().waitFor().catch(() => {});
@@ -337,7 +338,9 @@ step('the widget is full-screen on a phone', async () => {
 
 step('the console speaks Chinese when asked', async () => {
   await admin.getByTestId('lang-toggle').click();
-  await admin.getByText('质检评分').first().waitFor();
+  await admin.getByTestId('nav-reviews').getByText('质检').waitFor();
+  await admin.getByText('实时监控').first().waitFor();
+  await admin.screenshot({ path: shotPath('zz-monitor-zh') });
   await admin.getByTestId('lang-toggle').click();
   const zh = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 800 } });
   const p = await zh.newPage();

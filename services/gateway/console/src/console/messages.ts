@@ -136,7 +136,7 @@ const entries: Record<string, [string, string]> = {
   'monitor.stat.active': ['Active', '进行中'],
   'monitor.stat.online': ['Agents online', '在线客服'],
   'monitor.stat.csat': ['Avg. rating (recent)', '平均满意度（近期）'],
-  'monitor.empty_queue': ['Nobody is waiting. 🎉', '当前无人排队 🎉'],
+  'monitor.empty_queue': ['Nobody is waiting.', '当前无人排队。'],
   'monitor.empty_active': ['No active conversations.', '暂无进行中的会话。'],
 
   'reviews.title': ['Quality reviews', '质检评分'],

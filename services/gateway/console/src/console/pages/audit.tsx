@@ -8,7 +8,7 @@ import { Button, Empty, LoadError, PageHead, Spinner } from '../ui';
 interface Entry {
   seq: number;
   time: string;
-  actor: { id: string; type: string; name?: string };
+  actor: { id: string; type: string; name?: string; email?: string };
   action: string;
   target: { type: string; id: string };
   result: string;
@@ -113,7 +113,7 @@ export function AuditPage() {
                 <tr>
                   <td class="muted nowrap">{fmtTime(e.time, l)}</td>
                   <td>
-                    <div>{e.actor.name || e.actor.id}</div>
+                    <div>{e.actor.name || e.actor.email || e.actor.id}</div>
                     <div class="muted small">{e.actor.type}</div>
                   </td>
                   <td>
