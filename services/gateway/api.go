@@ -223,7 +223,7 @@ func statusName(st routingv1.AgentStatus) string {
 
 // mayActOnAgent: users act on themselves; admins and supervisors on anyone.
 func mayActOnAgent(p Principal, agentID string) bool {
-	return p.UserID == agentID || p.Role == auth.RoleAdmin || p.Role == auth.RoleSupervisor
+	return (p.Kind == tokenUser && p.UserID == agentID) || p.Has(PermAgentsStatus)
 }
 
 func (g *Gateway) handleSetStatus(w http.ResponseWriter, r *http.Request, p Principal) error {
@@ -396,7 +396,7 @@ func (g *Gateway) handleListSessions(w http.ResponseWriter, r *http.Request, p P
 		AgentId: q.Get("agent_id"), Group: q.Get("group"), Channel: q.Get("channel"),
 		CustomerId: q.Get("customer_id"), UserId: q.Get("user_id"), Cursor: q.Get("cursor"), Limit: 50,
 	}
-	if p.Role == auth.RoleAgent {
+	if !p.Has(PermSessionsReadAll) && !p.Has(PermSessionsReadTeam) {
 		// Agents see the sessions assigned to them, now or before.
 		if req.AgentId != "" && req.AgentId != p.UserID {
 			return errForbidden
@@ -436,7 +436,9 @@ func (g *Gateway) handleListSessions(w http.ResponseWriter, r *http.Request, p P
 	}
 	out := make([]sessionJSON, 0, len(res.GetSessions()))
 	for _, s := range res.GetSessions() {
-		out = append(out, toSessionJSON(s))
+		if canReadSession(p, s) {
+			out = append(out, toSessionJSON(s))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out, "next_cursor": res.GetNextCursor()})
 	return nil

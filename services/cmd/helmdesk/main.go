@@ -24,6 +24,7 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/devstack"
 	"github.com/helmdesk/helmdesk/pkg/observability"
 	"github.com/helmdesk/helmdesk/pkg/tlsconfig"
+	"github.com/helmdesk/helmdesk/services/gateway"
 	"github.com/helmdesk/helmdesk/services/platform"
 )
 
@@ -51,6 +52,7 @@ Usage:
                                                     their addresses as environment variables
   helmdesk config                                   print every setting as Markdown
   helmdesk keys generate                            print new encryption and audit keys
+  helmdesk permissions                              print the permission matrix (Markdown)
   helmdesk version                                  print the version
 
 Every setting is a flag and an environment variable; see 'helmdesk config'.
@@ -71,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "config":
 		set, _, _ := settings()
 		fmt.Fprint(stdout, set.Markdown())
+		return nil
+	case "permissions":
+		fmt.Fprint(stdout, gateway.PermissionsMarkdown())
 		return nil
 	case "keys":
 		if len(args) != 2 || args[1] != "generate" {
