@@ -21,12 +21,13 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z0-9_.-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: build ## Run the whole platform on embedded dependencies at http://localhost:8080.
+run: console-if-possible build ## Run the whole platform on embedded dependencies at http://localhost:8080.
 	./bin/helmdesk dev
 
 .PHONY: test
-test: deps check-generated lint ## Run every test (installs what is missing first).
+test: deps check-generated lint console-test ## Run every test (installs what is missing first).
 	$(GO) test $(GOTEST_FLAGS) ./...
+	$(MAKE) --no-print-directory e2e-browser
 
 .PHONY: test-short
 test-short: ## Run the fast unit tests only.

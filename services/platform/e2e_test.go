@@ -55,6 +55,14 @@ type result[T any] struct {
 
 func r[T any](v T, err error) result[T] { return result[T]{v, err} }
 
+func (x result[T]) mustB(b *testing.B) T {
+	b.Helper()
+	if x.err != nil {
+		b.Fatal(x.err)
+	}
+	return x.v
+}
+
 func (x result[T]) must(t *testing.T) T {
 	t.Helper()
 	if x.err != nil {
