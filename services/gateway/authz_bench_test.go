@@ -22,7 +22,10 @@ func BenchmarkAuthorization(b *testing.B) {
 	perms, _ := (&roleStore{}).permissions(b.Context(), auth.RoleSupervisor)
 	id := &identity{cache: map[string]Principal{digest: {Kind: tokenUser, UserID: "u1", Role: auth.RoleSupervisor, perms: perms, expires: time.Now().Add(time.Hour)}}}
 	g := &Gateway{identity: id, log: slog.New(slog.DiscardHandler)}
-	ok := func(w http.ResponseWriter, _ *http.Request, _ Principal) error { w.WriteHeader(http.StatusNoContent); return nil }
+	ok := func(w http.ResponseWriter, _ *http.Request, _ Principal) error {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 	guarded := g.guard(route{pattern: "GET /api/v1/agents", access: need(PermAgentsRead), handle: ok})
 	open := g.guard(route{pattern: "GET /api/v1/setup", access: public, handle: ok})
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/agents", nil)

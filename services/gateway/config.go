@@ -30,8 +30,11 @@ func (c *Config) Declare(s *config.Set) {
 		if c.UserTokenTTL < time.Minute || c.CustomerTokenTTL < time.Minute {
 			return errors.New("token lifetimes must be at least 1m")
 		}
-		if c.UserIdleTimeout < 0 || c.LoginLockout < time.Second || c.LoginMaxFailures < 1 || c.LoginMaxFailuresPerIP < 1 {
-			return errors.New("--user-idle-timeout must not be negative; login limits must be positive")
+		if c.UserIdleTimeout != 0 && c.UserIdleTimeout < time.Minute {
+			return errors.New("--user-idle-timeout must be 0 (off) or at least 1m")
+		}
+		if c.LoginLockout < time.Second || c.LoginMaxFailures < 1 || c.LoginMaxFailuresPerIP < 1 {
+			return errors.New("login limits (--login-max-failures, --login-max-failures-per-ip, --login-lockout) must be positive")
 		}
 		return nil
 	})

@@ -2,9 +2,11 @@ package platform_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +186,9 @@ func TestFirstChatEndToEnd(t *testing.T) {
 	if !strings.Contains(got[len(got)-1].Text, "news") {
 		t.Fatalf("got %+v", got[len(got)-1])
 	}
+}
+
+func decodeBody(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -1,13 +1,19 @@
 package platform
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/helmdesk/helmdesk/pkg/crypto"
+	"github.com/helmdesk/helmdesk/pkg/observability"
+	"github.com/helmdesk/helmdesk/pkg/store"
+	"github.com/helmdesk/helmdesk/services/session"
 )
 
 // Secrets are the keys a process needs: field encryption and blind indexes (session
@@ -96,4 +102,19 @@ func EnsureDevKeys(dir string) (encryptionFile, auditFile string, err error) {
 		return "", "", fmt.Errorf("write development keys: %w", err)
 	}
 	return encryptionFile, auditFile, nil
+}
+
+// Reencrypt connects to MongoDB with the process configuration and rewrites data
+// encrypted or indexed under keys that are no longer active (see session.Reencrypt).
+func Reencrypt(ctx context.Context, cfg Config) (session.ReencryptResult, error) {
+	sec, err := loadSecrets(cfg)
+	if err != nil {
+		return session.ReencryptResult{}, err
+	}
+	client, db, err := store.Connect(ctx, store.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase}, observability.NewMetrics(), noop.NewTracerProvider())
+	if err != nil {
+		return session.ReencryptResult{}, err
+	}
+	defer client.Disconnect(context.WithoutCancel(ctx))
+	return session.Reencrypt(ctx, db, sec.Keyring)
 }

@@ -48,7 +48,7 @@ func newFixture(t *testing.T) *fixture {
 	prod := events.NewProducer(brokers, time.Millisecond, rt.Metrics, rt.Tracer)
 	t.Cleanup(func() { _ = prod.Close() })
 	db := client.Database(dbName)
-	svc, err := New(ctx, Config{ConsumerGroup: "session", StateTTL: time.Hour, RecentSize: 20}, Deps{Runtime: rt, Mongo: db, Redis: rdb, Producer: prod, Brokers: brokers})
+	svc, err := New(ctx, Config{ConsumerGroup: "session", StateTTL: time.Hour, RecentSize: 20}, Deps{Runtime: rt, Mongo: db, Redis: rdb, Producer: prod, Brokers: brokers, Keyring: testKeyring(t, "k1", "i1")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -200,4 +201,69 @@ func (p *grpcPort) EraseCustomer(ctx context.Context, req *sessionv1.EraseCustom
 		return nil, err
 	}
 	return &sessionv1.EraseCustomerResponse{SessionsScrubbed: sessions, MessagesScrubbed: messages}, nil
+}
+
+// ReencryptResult counts what Reencrypt rewrote.
+type ReencryptResult struct {
+	Documents int64 // documents updated
+	Fields    int64 // ciphertexts rewritten under the active key
+	Indexes   int64 // blind indexes recomputed under the active index key
+}
+
+// Reencrypt rewrites every sensitive field stored under a key other than the active
+// one, and every blind index computed under an old index key, so that old keys can
+// be retired after a rotation. It is safe to run while the service runs and to run
+// again after an interruption.
+func Reencrypt(ctx context.Context, db *mongo.Database, kr *crypto.Keyring) (ReencryptResult, error) {
+	var res ReencryptResult
+	for _, coll := range []string{collCustomers, collSessions} {
+		cur, err := db.Collection(coll).Find(ctx, bson.M{"sensitive": bson.M{"$exists": true}})
+		if err != nil {
+			return res, fmt.Errorf("scan %s: %w", coll, err)
+		}
+		for cur.Next(ctx) {
+			var doc struct {
+				ID        string            `bson:"_id"`
+				Sensitive map[string]string `bson:"sensitive"`
+				PhoneIdx  string            `bson:"phone_idx"`
+				EmailIdx  string            `bson:"email_idx"`
+			}
+			if err := cur.Decode(&doc); err != nil {
+				return res, fmt.Errorf("decode %s document: %w", coll, err)
+			}
+			set := bson.M{}
+			for name, ct := range doc.Sensitive {
+				aad := crypto.FieldAAD(coll, doc.ID, name)
+				if kr.NeedsReencrypt(ct) {
+					fresh, err := kr.Reencrypt(ct, aad)
+					if err != nil {
+						return res, fmt.Errorf("re-encrypt %s of %s/%s: %w", name, coll, doc.ID, err)
+					}
+					set["sensitive."+name] = fresh
+					res.Fields++
+				}
+				idx := map[string]string{"phone": doc.PhoneIdx, "email": doc.EmailIdx}[name]
+				if coll == collCustomers && idx != "" && kr.NeedsReindex(idx) {
+					plain, err := kr.DecryptString(ct, aad)
+					if err != nil {
+						return res, fmt.Errorf("decrypt %s of %s/%s: %w", name, coll, doc.ID, err)
+					}
+					set[name+"_idx"] = kr.BlindIndex(sensitiveFields[name], plain)
+					res.Indexes++
+				}
+			}
+			if len(set) == 0 {
+				continue
+			}
+			if _, err := db.Collection(coll).UpdateByID(ctx, doc.ID, bson.M{"$set": set}); err != nil {
+				return res, fmt.Errorf("rewrite %s/%s: %w", coll, doc.ID, err)
+			}
+			res.Documents++
+		}
+		if err := cur.Err(); err != nil {
+			return res, fmt.Errorf("scan %s: %w", coll, err)
+		}
+		cur.Close(ctx)
+	}
+	return res, nil
 }

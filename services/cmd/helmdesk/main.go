@@ -52,6 +52,7 @@ Usage:
                                                     their addresses as environment variables
   helmdesk config                                   print every setting as Markdown
   helmdesk keys generate                            print new encryption and audit keys
+  helmdesk keys reencrypt [flags]                   after a key rotation, rewrite data under the active keys
   helmdesk permissions                              print the permission matrix (Markdown)
   helmdesk version                                  print the version
 
@@ -78,8 +79,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprint(stdout, gateway.PermissionsMarkdown())
 		return nil
 	case "keys":
+		if len(args) >= 2 && args[1] == "reencrypt" {
+			_, cfg, _, err := parse(args[2:], stderr, getenv)
+			if err != nil {
+				return err
+			}
+			res, err := platform.Reencrypt(ctx, *cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "re-encrypted %d fields and %d blind indexes in %d documents\n", res.Fields, res.Indexes, res.Documents)
+			return nil
+		}
 		if len(args) != 2 || args[1] != "generate" {
-			return errors.New("usage: helmdesk keys generate")
+			return errors.New("usage: helmdesk keys generate | helmdesk keys reencrypt [flags]")
 		}
 		enc, audit, err := platform.GenerateKeys()
 		if err != nil {
