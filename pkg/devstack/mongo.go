@@ -49,8 +49,11 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 	}
 
 	// The SQLite handler wants a "file:" URI naming a directory, with a
-	// trailing slash.
-	sqliteURL := (&url.URL{Scheme: "file", Path: abs + string(filepath.Separator)}).String()
+	// trailing slash. In WAL mode, synchronous=normal skips the fsync of every
+	// commit: a killed process loses nothing (the data is in the OS page cache), only
+	// a power cut can drop the last commits, and the database stays consistent. That
+	// is the right trade for a development stack; production runs MongoDB.
+	sqliteURL := (&url.URL{Scheme: "file", Path: abs + string(filepath.Separator), RawQuery: "_pragma=synchronous(normal)"}).String()
 
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},

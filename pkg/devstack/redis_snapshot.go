@@ -200,7 +200,7 @@ func expiresAt(now time.Time, ttl time.Duration) *time.Time {
 }
 
 func (s redisSnapshot) encode() ([]byte, error) {
-	return json.MarshalIndent(s, "", "  ")
+	return json.Marshal(s)
 }
 
 func decodeSnapshot(data []byte) (redisSnapshot, error) {

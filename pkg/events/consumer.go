@@ -19,6 +19,9 @@ import (
 // handleTimeout bounds one HandleBatch call.
 const handleTimeout = 30 * time.Second
 
+// commitEvery paces offset commits of a busy partition.
+const commitEvery = 200 * time.Millisecond
+
 // Batch is a run of consecutive records from one partition.
 type Batch struct {
 	Topic     string
@@ -80,12 +83,14 @@ func NewConsumer(cfg ConsumerConfig, h Handler, logger *slog.Logger, m *observab
 // Run consumes until ctx is done, then leaves the group.
 func (c *Consumer) Run(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                c.cfg.GroupID,
-		Brokers:           c.cfg.Brokers,
-		Topics:            c.cfg.Topics,
-		StartOffset:       kafka.FirstOffset,
-		HeartbeatInterval: time.Second,
-		SessionTimeout:    10 * time.Second,
+		ID:          c.cfg.GroupID,
+		Brokers:     c.cfg.Brokers,
+		Topics:      c.cfg.Topics,
+		StartOffset: kafka.FirstOffset,
+		// A member that dies holds its partitions until its session times out: the
+		// shortest brokers accept (6 s) bounds how long a crash stalls them.
+		HeartbeatInterval: 500 * time.Millisecond,
+		SessionTimeout:    6 * time.Second,
 		RebalanceTimeout:  10 * time.Second,
 		JoinGroupBackoff:  500 * time.Millisecond,
 		Timeout:           5 * time.Second,
@@ -155,12 +160,37 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 	lag := c.metrics.KafkaConsumerLag.WithLabelValues(c.cfg.GroupID, topic, strconv.Itoa(partition))
 	consumed := c.metrics.KafkaConsumed.WithLabelValues(c.cfg.GroupID, topic)
 	handleTime := c.metrics.KafkaHandleDuration.WithLabelValues(c.cfg.GroupID, topic)
+	// Offsets are committed at most every commitEvery (and when the partition is
+	// given up), not after every batch: a commit is a broker round trip, and under
+	// load batches are small. Only handled records are ever committed; a crash
+	// replays at most commitEvery of them, which handlers absorb (they are idempotent).
+	var pending int64 = -1
+	var lastCommit time.Time
+	commit := func() {
+		if pending < 0 {
+			return
+		}
+		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {partition: pending}}); err != nil {
+			// They will be handed out again after a rebalance and deduplicated.
+			logger.WarnContext(ctx, "commit offsets", slog.Any(logkey.Error, err))
+			return
+		}
+		pending, lastCommit = -1, time.Now()
+	}
+	defer commit()
 	for {
-		msgs, err := c.fetchBatch(ctx, r)
+		fctx, cancel := context.WithTimeout(ctx, commitEvery)
+		msgs, err := c.fetchBatch(fctx, r)
+		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				logger.WarnContext(ctx, "fetch from partition", slog.Any(logkey.Error, err))
+			if ctx.Err() != nil {
+				return
 			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				commit() // idle: settle what was handled
+				continue
+			}
+			logger.WarnContext(ctx, "fetch from partition", slog.Any(logkey.Error, err))
 			return
 		}
 		start := time.Now()
@@ -189,10 +219,9 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 			}
 		}
 		last := msgs[len(msgs)-1]
-		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {partition: last.Offset + 1}}); err != nil {
-			// The records were handled; they will be handed out again after a rebalance and
-			// deduplicated by the handler.
-			logger.WarnContext(ctx, "commit offsets", slog.Any(logkey.Error, err))
+		pending = last.Offset + 1
+		if time.Since(lastCommit) >= commitEvery {
+			commit()
 		}
 		handleTime.Observe(time.Since(start).Seconds())
 		consumed.Add(float64(len(msgs)))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +25,9 @@ type Config struct {
 	URI         string
 	Database    string
 	MaxPoolSize uint64
+	// Logger, when set, receives a warning for every command slower than SlowCommand.
+	Logger      *slog.Logger
+	SlowCommand time.Duration
 }
 
 // Connect opens a client, pings it and returns the database handle.
@@ -32,7 +37,7 @@ func Connect(ctx context.Context, cfg Config, m *observability.Metrics, tp trace
 		pool = 100
 	}
 	m.MongoPoolMax.Set(float64(pool))
-	mon := &commandMonitor{tracer: tp.Tracer("github.com/helmdesk/helmdesk/pkg/store"), spans: map[int64]trace.Span{}}
+	mon := &commandMonitor{tracer: tp.Tracer("github.com/helmdesk/helmdesk/pkg/store"), spans: map[int64]trace.Span{}, logger: cfg.Logger, slow: cfg.SlowCommand, probes: map[int64]slowProbe{}}
 	opts := options.Client().ApplyURI(cfg.URI).
 		SetMaxPoolSize(pool).
 		SetServerSelectionTimeout(10 * time.Second).
@@ -66,14 +71,42 @@ func poolMonitor(m *observability.Metrics) *event.PoolMonitor {
 	}}
 }
 
-// commandMonitor turns driver command events into client spans.
+// commandMonitor turns driver command events into client spans, and reports slow
+// commands with the collection and filter keys (never values) they used.
 type commandMonitor struct {
 	tracer trace.Tracer
+	logger *slog.Logger
+	slow   time.Duration
 	mu     sync.Mutex
 	spans  map[int64]trace.Span
+	probes map[int64]slowProbe
+}
+
+type slowProbe struct {
+	name, collection, shape string
 }
 
 func (c *commandMonitor) started(ctx context.Context, e *event.CommandStartedEvent) {
+	if c.logger != nil && c.slow > 0 {
+		probe := slowProbe{name: e.CommandName}
+		if v, err := e.Command.LookupErr(e.CommandName); err == nil {
+			probe.collection, _ = v.StringValueOK()
+		}
+		for _, key := range []string{"filter", "q", "query", "sort"} {
+			if v, err := e.Command.LookupErr(key); err == nil {
+				if doc, ok := v.DocumentOK(); ok {
+					if elems, err := doc.Elements(); err == nil {
+						for _, el := range elems {
+							probe.shape += key + "." + el.Key() + " "
+						}
+					}
+				}
+			}
+		}
+		c.mu.Lock()
+		c.probes[e.RequestID] = probe
+		c.mu.Unlock()
+	}
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return // only trace commands that belong to a traced operation
 	}
@@ -84,11 +117,17 @@ func (c *commandMonitor) started(ctx context.Context, e *event.CommandStartedEve
 	c.mu.Unlock()
 }
 
-func (c *commandMonitor) finish(id int64, err string) {
+func (c *commandMonitor) finish(id int64, d time.Duration, err string) {
 	c.mu.Lock()
 	span, ok := c.spans[id]
 	delete(c.spans, id)
+	probe, probed := c.probes[id]
+	delete(c.probes, id)
 	c.mu.Unlock()
+	if probed && d >= c.slow {
+		c.logger.Warn("slow mongodb command", slog.String("command", probe.name), slog.String("collection", probe.collection),
+			slog.String("shape", strings.TrimSpace(probe.shape)), slog.Duration("duration", d))
+	}
 	if !ok {
 		return
 	}
@@ -99,11 +138,11 @@ func (c *commandMonitor) finish(id int64, err string) {
 }
 
 func (c *commandMonitor) succeeded(_ context.Context, e *event.CommandSucceededEvent) {
-	c.finish(e.RequestID, "")
+	c.finish(e.RequestID, e.Duration, "")
 }
 
 func (c *commandMonitor) failed(_ context.Context, e *event.CommandFailedEvent) {
-	c.finish(e.RequestID, e.Failure.Error())
+	c.finish(e.RequestID, e.Duration, e.Failure.Error())
 }
 
 // Index is an index to create on a collection.

@@ -707,10 +707,13 @@ func (s *socket) writeSessionFrame(h head, body []byte) error {
 
 // replay writes the session's messages after afterSeq (up to upTo when > 0). A resume
 // ends with a "resumed" frame; a replay larger than replayLimit parks the session
-// until the client has fetched history and resumes again.
+// until the client has fetched history and resumes again. History that is not there
+// yet (a batch still being persisted) is waited for briefly; if it does not come, the
+// client is told to resume later rather than given a gap.
 func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool) error {
 	next := afterSeq
 	sent := 0
+	waited := 0
 	for {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		res, err := s.g.sessions.ListMessages(ctx, &sessionv1.ListMessagesRequest{SessionId: sid, AfterSeq: next, Limit: 200})
@@ -727,6 +730,9 @@ func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool) error {
 			if upTo > 0 && m.GetSeq() > upTo {
 				break
 			}
+			if m.GetSeq() != next+1 {
+				break // never skip: the rest is read again below
+			}
 			if sent == replayLimit {
 				s.parked[sid] = true
 				return s.writeJSON(frames.Resumed{Type: frames.TypeResumed, SessionID: sid, LastSeq: next, History: true})
@@ -742,6 +748,20 @@ func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool) error {
 			s.settleAck(head{SessionID: sid, Seq: frame.Seq, ClientMsgID: frame.ClientMsgID, Sender: frame.Sender})
 			next = m.GetSeq()
 			sent++
+		}
+		if upTo > 0 && next < upTo {
+			// A gap before a live message: the missing ones must exist; wait for them.
+			if waited++; waited > 20 {
+				s.sendErrorNow("resync_required", "missing messages could not be loaded; send resume with your last seq", sid)
+				s.parked[sid] = true
+				return nil
+			}
+			select {
+			case <-s.ctx.Done():
+				return s.ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		if !res.GetMore() || (upTo > 0 && next >= upTo) || len(res.GetMessages()) == 0 {
 			break

@@ -25,6 +25,7 @@ type Config struct {
 	RoutingAddr       string
 	MongoURI          string
 	MongoDatabase     string
+	MongoSlowCommand  time.Duration
 	KafkaBrokers      []string
 	InboundPartitions int
 	ReplicationFactor int
@@ -35,6 +36,7 @@ type Config struct {
 	LogFormat         string
 	Instance          string
 	ShutdownTimeout   time.Duration
+	PprofAddr         string
 
 	EncryptionKeys     string
 	EncryptionKeysFile string
@@ -64,10 +66,12 @@ func (c *Config) Declare(s *config.Set) {
 	s.String(&c.LogLevel, "log-level", "HELMDESK_LOG_LEVEL", "info", "Log level: debug, info, warn or error.")
 	s.String(&c.LogFormat, "log-format", "HELMDESK_LOG_FORMAT", "json", "Log format: json or text.")
 	s.String(&c.Instance, "instance", "HELMDESK_INSTANCE", "", "Name of this process in logs, traces and metrics (the pod name in Kubernetes); empty means the host name.")
+	s.String(&c.PprofAddr, "pprof-addr", "HELMDESK_PPROF_ADDR", "", "Address serving Go's /debug/pprof profiles (loopback only, e.g. 127.0.0.1:6060); empty disables it.")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HELMDESK_SHUTDOWN_TIMEOUT", 20*time.Second, "How long a stopping process waits for in-flight work.")
 	s.Group("Dependencies")
 	s.String(&c.MongoURI, "mongo-uri", "HELMDESK_MONGO_URI", "mongodb://localhost:27017", "MongoDB connection string.")
 	s.String(&c.MongoDatabase, "mongo-database", "HELMDESK_MONGO_DATABASE", "helmdesk", "MongoDB database name.")
+	s.Duration(&c.MongoSlowCommand, "mongo-slow-command", "HELMDESK_MONGO_SLOW_COMMAND", 500*time.Millisecond, "Log MongoDB commands slower than this (collection and filter keys, never values); 0 disables.")
 	s.List(&c.KafkaBrokers, "kafka-brokers", "HELMDESK_KAFKA_BROKERS", []string{"localhost:9092"}, "Kafka bootstrap brokers, comma-separated.")
 	s.Int(&c.InboundPartitions, "kafka-inbound-partitions", "HELMDESK_KAFKA_INBOUND_PARTITIONS", 12, "Partitions of the inbound and routing topics when Helmdesk creates them (the most session consumers that can share the load).")
 	s.Int(&c.ReplicationFactor, "kafka-replication-factor", "HELMDESK_KAFKA_REPLICATION_FACTOR", 1, "Replication factor of topics Helmdesk creates (3 in production).")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"time"
 
@@ -100,7 +101,7 @@ func (p *Platform) has(name string) bool { return slices.Contains(p.services, na
 
 func (p *Platform) connect(ctx context.Context) error {
 	var err error
-	p.mongo, _, err = store.Connect(ctx, store.Config{URI: p.cfg.MongoURI, Database: p.cfg.MongoDatabase}, p.rt.Metrics, p.tp)
+	p.mongo, _, err = store.Connect(ctx, store.Config{URI: p.cfg.MongoURI, Database: p.cfg.MongoDatabase, Logger: p.rt.Logger, SlowCommand: p.cfg.MongoSlowCommand}, p.rt.Metrics, p.tp)
 	if err != nil {
 		return err
 	}
@@ -270,6 +271,23 @@ func (p *Platform) Run(ctx context.Context) error {
 	if p.httpLn != nil {
 		srv := &app.HTTPServer{Name: "http", Listener: p.httpLn, Handler: p.handler, Logger: p.rt.Logger, ShutdownTimeout: p.cfg.ShutdownTimeout, TLSConfig: p.tls}
 		runners = append(runners, srv)
+	}
+	if p.cfg.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(p.cfg.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return fmt.Errorf("--pprof-addr %q: profiles are served on loopback addresses only", p.cfg.PprofAddr)
+		}
+		ln, err := app.Listen(p.cfg.PprofAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		runners = append(runners, &app.HTTPServer{Name: "pprof", Listener: ln, Handler: mux, Logger: p.rt.Logger})
 	}
 	p.rt.Logger.Info("helmdesk started", slog.Any("services", p.services), slog.String("http_addr", p.HTTPAddr()))
 	err := app.RunAll(runCtx, runners...)

@@ -20,7 +20,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.Group("Session service")
 	s.String(&c.ConsumerGroup, "session-consumer-group", "HELMDESK_SESSION_CONSUMER_GROUP", "session", "Kafka consumer group of the session service's inbound consumers.")
 	s.Duration(&c.StateTTL, "session-state-ttl", "HELMDESK_SESSION_STATE_TTL", 24*time.Hour, "How long an idle session's hot state (seq, recent ids) stays in Redis; it is reloaded from MongoDB after that.")
-	s.Int(&c.RecentSize, "session-recent-size", "HELMDESK_SESSION_RECENT_SIZE", 200, "Messages per session kept in Redis for fast resume; older ones are read from MongoDB.")
+	s.Int(&c.RecentSize, "session-recent-size", "HELMDESK_SESSION_RECENT_SIZE", 64, "Messages per session kept in Redis for fast resume and gap repair; older ones are read from MongoDB.")
 	s.Duration(&c.IdleTimeout, "session-idle-timeout", "HELMDESK_SESSION_IDLE_TIMEOUT", 30*time.Minute, "Close a session after this long without a message; 0 never closes idle sessions.")
 	s.Check(func() error {
 		switch {

@@ -32,18 +32,9 @@ func (s *Service) HandleBatch(ctx context.Context, b events.Batch) error {
 	if len(order) == 0 {
 		return nil
 	}
-	agents := make(map[string]string, len(order))
-	for _, sid := range order {
-		agent, err := s.sequence(ctx, sid, bySession[sid])
-		if err != nil {
-			if fault.Is(err, fault.NotFound) {
-				s.log.WarnContext(ctx, "drop messages for unknown session", slog.String(logkey.SessionID, sid), slog.Int(logkey.Count, len(bySession[sid])))
-				delete(bySession, sid)
-				continue
-			}
-			return err
-		}
-		agents[sid] = agent
+	agents, err := s.sequenceAll(ctx, order, bySession)
+	if err != nil {
+		return err
 	}
 	if err := s.persist(ctx, bySession); err != nil {
 		return err
@@ -84,39 +75,55 @@ func (s *Service) decodeInbound(ctx context.Context, b events.Batch) ([]string, 
 	return order, bySession
 }
 
-// sequence assigns seqs to one session's part of the batch and returns its agent.
-func (s *Service) sequence(ctx context.Context, sid string, ps []*pending) (string, error) {
-	ids := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i] = p.in.GetClientMsgId()
-	}
-	res, err := s.state.assign(ctx, sid, ids)
-	if errors.Is(err, errCold) {
-		if err := s.loadState(ctx, sid); err != nil {
-			return "", err
+// sequenceAll assigns seqs to every session of the batch and returns their agents.
+// Sessions the batch names but that do not exist are dropped from bySession.
+func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map[string][]*pending) (map[string]string, error) {
+	ids := make(map[string][]string, len(order))
+	for _, sid := range order {
+		for _, p := range bySession[sid] {
+			ids[sid] = append(ids[sid], p.in.GetClientMsgId())
 		}
-		res, err = s.state.assign(ctx, sid, ids)
 	}
+	results, cold, err := s.state.assignAll(ctx, order, ids)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	for i, p := range ps {
-		seq := res.seqs[i]
-		if seq < 0 {
-			seq, p.dup = -seq, true
+	for _, sid := range cold {
+		if err := s.loadState(ctx, sid); err != nil {
+			if fault.Is(err, fault.NotFound) {
+				s.log.WarnContext(ctx, "drop messages for unknown session", slog.String(logkey.SessionID, sid), slog.Int(logkey.Count, len(bySession[sid])))
+				delete(bySession, sid)
+				continue
+			}
+			return nil, err
 		}
-		p.msg = Message{
-			ID:          messageID(sid, seq),
-			SessionID:   sid,
-			Seq:         seq,
-			ClientMsgID: p.in.GetClientMsgId(),
-			Sender:      Sender{Type: p.in.GetSender().GetType(), ID: p.in.GetSender().GetId()},
-			Text:        p.in.GetText(),
-			Event:       p.in.GetEvent(),
-			CreatedAt:   p.acceptedAt.UTC().Truncate(time.Millisecond),
+		r, err := s.state.assign(ctx, sid, ids[sid])
+		if err != nil {
+			return nil, err
+		}
+		results[sid] = r
+	}
+	agents := make(map[string]string, len(results))
+	for sid, res := range results {
+		agents[sid] = res.agent
+		for i, p := range bySession[sid] {
+			seq := res.seqs[i]
+			if seq < 0 {
+				seq, p.dup = -seq, true
+			}
+			p.msg = Message{
+				ID:          messageID(sid, seq),
+				SessionID:   sid,
+				Seq:         seq,
+				ClientMsgID: p.in.GetClientMsgId(),
+				Sender:      Sender{Type: p.in.GetSender().GetType(), ID: p.in.GetSender().GetId()},
+				Text:        p.in.GetText(),
+				Event:       p.in.GetEvent(),
+				CreatedAt:   p.acceptedAt.UTC().Truncate(time.Millisecond),
+			}
 		}
 	}
-	return res.agent, nil
+	return agents, nil
 }
 
 // loadState rebuilds a session's Redis state from MongoDB.
@@ -145,7 +152,7 @@ func (s *Service) persist(ctx context.Context, bySession map[string][]*pending) 
 	for i, p := range all {
 		docs[i] = p.msg
 	}
-	dups, err := s.repo.insertMessages(ctx, docs)
+	dups, err := s.inserts.Insert(ctx, docs)
 	if err != nil {
 		return err
 	}
@@ -229,11 +236,16 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 			pipe.Expire(ctx, recentKey(sid), s.cfg.StateTTL)
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("fan out batch: %w", err)
+	// The fan-out and the events are independent: do both at once.
+	published := make(chan error, 1)
+	go func() { published <- s.deps.Producer.Publish(ctx, records...) }()
+	_, fanErr := pipe.Exec(ctx)
+	pubErr := <-published
+	if fanErr != nil {
+		return fmt.Errorf("fan out batch: %w", fanErr)
 	}
-	if err := s.deps.Producer.Publish(ctx, records...); err != nil {
-		return fmt.Errorf("publish message_created: %w", err)
+	if pubErr != nil {
+		return fmt.Errorf("publish message_created: %w", pubErr)
 	}
 	return nil
 }
@@ -254,7 +266,7 @@ func (s *Service) handleRouting(ctx context.Context, b events.Batch) error {
 			continue
 		}
 		at := ev.GetRoutedAt().AsTime()
-		if err := s.applyAssignment(events.ContextFrom(ctx, km), ev.GetSessionId(), ev.GetAgentId(), ev.GetGroup(), at); err != nil {
+		if _, err := s.applyAssignment(events.ContextFrom(ctx, km), nil, ev.GetSessionId(), ev.GetAgentId(), ev.GetGroup(), at); err != nil {
 			if fault.Is(err, fault.NotFound) {
 				continue
 			}

@@ -81,19 +81,23 @@ func (s *Service) Close(ctx context.Context, sid string, by Actor, reason string
 	if sess.Status == StatusClosed {
 		return Session{}, errClosed
 	}
+	// One closer wins, whichever replica it reaches.
+	if ok, err := s.state.claim(ctx, sid, "closed"); err != nil {
+		return Session{}, err
+	} else if !ok {
+		return Session{}, errClosed
+	}
 	// Capacity first: Release frees whichever agent holds the session or takes it out
 	// of its queue, and is idempotent, so a retry after a failure below cannot leak
 	// an agent's slot.
 	if _, err := s.deps.Routing.Release(ctx, &routingv1.ReleaseRequest{SessionId: sid}); err != nil {
+		s.state.unclaim(context.WithoutCancel(ctx), sid, "closed")
 		return Session{}, fmt.Errorf("release session %s in routing: %w", sid, err)
 	}
 	now := time.Now().UTC()
-	changed, err := s.repo.close(ctx, sid, actorLabel(by), reason, now)
-	if err != nil {
+	if err := s.repo.close(ctx, sid, actorLabel(by), reason, now); err != nil {
+		s.state.unclaim(context.WithoutCancel(ctx), sid, "closed")
 		return Session{}, err
-	}
-	if !changed {
-		return Session{}, errClosed
 	}
 	sess.Status, sess.ClosedAt, sess.ClosedBy, sess.CloseReason = StatusClosed, &now, actorLabel(by), reason
 	if err := s.state.setAgent(ctx, sid, sess.AgentID, StatusClosed); err != nil {
@@ -174,7 +178,7 @@ func (s *Service) Transfer(ctx context.Context, sid string, by Actor, toAgent, t
 	now := time.Now().UTC()
 	from := sess.AgentID
 	if res.GetAssigned() {
-		if _, err := s.repo.setAssigned(ctx, sid, res.GetAgentId(), res.GetGroup(), now); err != nil {
+		if err := s.repo.setAssigned(ctx, sid, res.GetAgentId(), res.GetGroup(), now); err != nil {
 			return Session{}, err
 		}
 		sess.Status, sess.AgentID, sess.Group, sess.AssignedAt = StatusAssigned, res.GetAgentId(), res.GetGroup(), &now
@@ -247,12 +251,14 @@ func (s *Service) SubmitCSAT(ctx context.Context, sid string, score int, comment
 		return CSAT{}, fault.New(fault.Conflict, "session_not_closed", "a conversation can be rated once it is closed")
 	}
 	c := CSAT{Score: score, Comment: comment, SubmittedAt: time.Now().UTC().Truncate(time.Millisecond)}
-	ok, err := s.repo.setCSAT(ctx, sid, c)
-	if err != nil {
+	if ok, err := s.state.claim(ctx, sid, "csat"); err != nil {
 		return CSAT{}, err
-	}
-	if !ok {
+	} else if !ok {
 		return CSAT{}, fault.New(fault.Conflict, "csat_already_submitted", "this conversation has already been rated")
+	}
+	if err := s.repo.setCSAT(ctx, sid, c); err != nil {
+		s.state.unclaim(context.WithoutCancel(ctx), sid, "csat")
+		return CSAT{}, err
 	}
 	text := fmt.Sprintf("The customer rated the conversation %d/5.", score)
 	if comment != "" {

@@ -48,6 +48,7 @@ type Service struct {
 	repo    *repo
 	state   *stateStore
 	metrics *metrics
+	inserts *groupInserter
 }
 
 type metrics struct {
@@ -64,6 +65,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare session storage: %w", err)
 	}
+	if err := assignSeqScript.Load(ctx, deps.Redis).Err(); err != nil {
+		return nil, fmt.Errorf("load seq script: %w", err)
+	}
 	f := promauto.With(deps.Runtime.Metrics.Registry)
 	m := &metrics{
 		created:    f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_session_sessions_created_total", Help: "Sessions created."}),
@@ -79,6 +83,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		repo:    r,
 		state:   &stateStore{rdb: deps.Redis, ttl: cfg.StateTTL, recentSize: cfg.RecentSize},
 		metrics: m,
+		inserts: &groupInserter{insert: r.insertMessages, max: 5000},
 	}, nil
 }
 
@@ -209,7 +214,7 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 		return Session{}, fault.New(fault.Unavailable, "routing_unavailable", "the session could not be routed, try again")
 	}
 	if res.GetAssigned() {
-		if err := s.applyAssignment(ctx, sess.ID, res.GetAgentId(), res.GetGroup(), time.Now().UTC()); err != nil {
+		if _, err := s.applyAssignment(ctx, &sess, sess.ID, res.GetAgentId(), res.GetGroup(), time.Now().UTC()); err != nil {
 			return Session{}, err
 		}
 		sess.Status, sess.AgentID, sess.Group = StatusAssigned, res.GetAgentId(), res.GetGroup()
@@ -228,38 +233,41 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 
 // applyAssignment records that agentID now serves the session and tells everyone:
 // the customer, the new agent, and the agent who had it before (a re-route after they
-// went offline), who loses access.
-func (s *Service) applyAssignment(ctx context.Context, sid, agentID, group string, at time.Time) error {
-	before, err := s.repo.getSession(ctx, sid)
-	if err != nil {
-		return err
+// went offline), who loses access. before is the session as stored, when the caller
+// has it already. It reports whether anything changed.
+func (s *Service) applyAssignment(ctx context.Context, before *Session, sid, agentID, group string, at time.Time) (bool, error) {
+	if before == nil {
+		sess, err := s.repo.getSession(ctx, sid)
+		if err != nil {
+			return false, err
+		}
+		before = &sess
 	}
-	changed, err := s.repo.setAssigned(ctx, sid, agentID, group, at)
-	if err != nil {
-		return err
+	if before.Status == StatusClosed || (before.Status == StatusAssigned && before.AgentID == agentID) {
+		return false, nil // closed meanwhile, or a replayed routing event
 	}
-	if !changed {
-		return nil // already applied (a replayed routing event), or closed meanwhile
+	if err := s.repo.setAssigned(ctx, sid, agentID, group, at); err != nil {
+		return false, err
 	}
 	if err := s.state.setAgent(ctx, sid, agentID, StatusAssigned); err != nil {
-		return err
+		return false, err
 	}
 	if err := s.repo.setCustomerLastAgent(ctx, before.CustomerID, agentID); err != nil {
 		s.log.WarnContext(ctx, "record last agent", slog.Any(logkey.Error, err))
 	}
 	env, err := events.NewEnvelope(events.TypeChatAssigned, Source, sid, &eventsv1.ChatAssigned{SessionId: sid, AgentId: agentID, Group: group, AssignedAt: timestamppb.New(at)})
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := s.deps.Producer.Publish(ctx, events.Record{Topic: events.TopicEvents, Envelope: env}); err != nil {
-		return fmt.Errorf("publish chat_assigned: %w", err)
+		return false, fmt.Errorf("publish chat_assigned: %w", err)
 	}
 	frame := frames.Session{Type: frames.TypeSession, SessionID: sid, Status: frames.StatusAssigned, AgentID: agentID, Group: group}
 	channels := []string{frames.SessionChannel(sid), frames.AgentChannel(agentID)}
 	if before.AgentID != "" && before.AgentID != agentID {
 		channels = append(channels, frames.AgentChannel(before.AgentID))
 	}
-	return s.fanoutTo(ctx, frame, channels...)
+	return true, s.fanoutTo(ctx, frame, channels...)
 }
 
 // reveal puts a session's decrypted sensitive attributes back into its profile.
@@ -313,7 +321,7 @@ func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, 
 		if afterSeq >= last {
 			return nil, false, nil
 		}
-		if msgs, ok, err := s.state.recentAfter(ctx, sid, afterSeq, last, limit); err == nil && ok && len(msgs) > 0 {
+		if msgs, ok, err := s.state.recentAfter(ctx, sid, afterSeq, limit); err == nil && ok {
 			return msgs, msgs[len(msgs)-1].Seq < last, nil
 		}
 	}
@@ -330,9 +338,16 @@ func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, 
 	if more {
 		stored = stored[:limit]
 	}
-	out := make([]frames.Message, len(stored))
-	for i, m := range stored {
-		out[i] = m.Frame()
+	// Only a run without holes: while a replayed batch is being re-persisted after a
+	// crash, a later seq can be stored before earlier ones. Returning past a hole
+	// would let a reader skip the missing messages for good.
+	out := make([]frames.Message, 0, len(stored))
+	for _, m := range stored {
+		if m.Seq != afterSeq+int64(len(out))+1 {
+			more = true
+			break
+		}
+		out = append(out, m.Frame())
 	}
 	return out, more, nil
 }

@@ -103,6 +103,64 @@ func (s *stateStore) assign(ctx context.Context, sid string, clientIDs []string)
 	return out, nil
 }
 
+// assignAll sequences the batch's sessions in one round trip (a pipeline of script
+// calls). Sessions without state in Redis come back in cold.
+func (s *stateStore) assignAll(ctx context.Context, order []string, ids map[string][]string) (map[string]seqResult, []string, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(order))
+		for i, sid := range order {
+			args := make([]any, 0, len(ids[sid])+1)
+			args = append(args, int(s.ttl.Seconds()))
+			for _, id := range ids[sid] {
+				args = append(args, id)
+			}
+			cmds[i] = pipe.EvalSha(ctx, assignSeqScript.Hash(), []string{stateKey(sid), idsKey(sid)}, args...)
+		}
+		_, _ = pipe.Exec(ctx) // errors are per command, read below
+		out := make(map[string]seqResult, len(order))
+		var cold []string
+		noScript := false
+		for i, sid := range order {
+			res, err := cmds[i].Slice()
+			switch {
+			case err != nil && strings.Contains(err.Error(), "COLD"):
+				cold = append(cold, sid)
+				continue
+			case err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT"):
+				noScript = true
+				continue
+			case err != nil:
+				return nil, nil, fmt.Errorf("assign seq for session %s: %w", sid, err)
+			}
+			r := seqResult{seqs: make([]int64, 0, len(ids[sid]))}
+			if a, ok := res[0].(string); ok {
+				r.agent = a
+			}
+			for _, v := range res[1:] {
+				n, _ := v.(int64)
+				r.seqs = append(r.seqs, n)
+			}
+			if len(r.seqs) != len(ids[sid]) {
+				return nil, nil, fmt.Errorf("assign seq for session %s: script returned %d results for %d ids", sid, len(r.seqs), len(ids[sid]))
+			}
+			out[sid] = r
+		}
+		if !noScript {
+			return out, cold, nil
+		}
+		// Redis lost its script cache (a restart): load it and run the batch again.
+		// Nothing was applied for the sessions that failed, and the script is
+		// idempotent for those that ran (their ids now come back as repeats).
+		if attempt > 0 {
+			return nil, nil, errors.New("assign seq: redis keeps refusing the script")
+		}
+		if err := assignSeqScript.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, nil, fmt.Errorf("load seq script: %w", err)
+		}
+	}
+}
+
 // install loads state built from MongoDB.
 func (s *stateStore) install(ctx context.Context, sess Session, recent []Message) error {
 	var last int64
@@ -174,9 +232,11 @@ func (s *stateStore) lastSeq(ctx context.Context, sid string) (int64, bool, erro
 	return n, err == nil, nil
 }
 
-// recentAfter serves messages after afterSeq from the recent buffer when it covers
-// them contiguously; ok is false when MongoDB must be read instead.
-func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq, lastSeq int64, limit int) (msgs []frames.Message, ok bool, err error) {
+// recentAfter serves messages after afterSeq from the recent buffer when it holds
+// afterSeq+1 onwards without a hole; ok is false when MongoDB must be read instead.
+// Messages sequenced but not yet appended to the buffer are not waited for: they reach
+// sockets live, and the REST history shows them a moment later.
+func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq int64, limit int) (msgs []frames.Message, ok bool, err error) {
 	raw, err := s.rdb.LRange(ctx, recentKey(sid), 0, -1).Result()
 	if err != nil {
 		return nil, false, fmt.Errorf("read recent messages of %s: %w", sid, err)
@@ -196,11 +256,23 @@ func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq, last
 		msgs = append(msgs, m)
 		want++
 		if len(msgs) == limit {
-			return msgs, true, nil
+			break
 		}
 	}
-	if want <= lastSeq {
-		return nil, false, nil
+	return msgs, len(msgs) > 0, nil
+}
+
+// claim takes a once-per-session step (closing, rating) atomically across replicas;
+// it reports false when someone took it before.
+func (s *stateStore) claim(ctx context.Context, sid, step string) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, "hd:sess:{"+sid+"}:"+step, 1, 30*24*time.Hour).Result()
+	if err != nil {
+		return false, fmt.Errorf("claim %s of session %s: %w", step, sid, err)
 	}
-	return msgs, true, nil
+	return ok, nil
+}
+
+// unclaim gives a step back when it could not be completed.
+func (s *stateStore) unclaim(ctx context.Context, sid, step string) {
+	s.rdb.Del(ctx, "hd:sess:{"+sid+"}:"+step)
 }

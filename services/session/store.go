@@ -47,6 +47,13 @@ func newRepo(ctx context.Context, db *mongo.Database) (*repo, error) {
 
 func messageID(sessionID string, seq int64) string { return fmt.Sprintf("%s:%012d", sessionID, seq) }
 
+// customerID is the id of the customer with a site user id. It is derived from the
+// user id so that finding a customer is a lookup by _id, which every MongoDB
+// implementation serves from the primary key.
+func customerID(userID string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("helmdesk:customer:"+userID)).String()
+}
+
 // upsertCustomer finds or creates the customer with userID, merging profile into the
 // stored one, and returns the customer as it was before this call (zero LastAgentID
 // for a new customer).
@@ -55,22 +62,19 @@ func (r *repo) upsertCustomer(ctx context.Context, userID string, profile map[st
 	for k, v := range profile {
 		set["profile."+k] = v
 	}
+	id := customerID(userID)
 	for attempt := 0; ; attempt++ {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return Customer{}, fmt.Errorf("generate customer id: %w", err)
-		}
 		var before Customer
-		err = r.customers.FindOneAndUpdate(ctx, bson.M{"user_id": userID}, bson.M{
+		err := r.customers.FindOneAndUpdate(ctx, bson.M{"_id": id}, bson.M{
 			"$set":         set,
 			"$inc":         bson.M{"session_count": 1},
-			"$setOnInsert": bson.M{"_id": id.String(), "created_at": now, "last_agent_id": ""},
+			"$setOnInsert": bson.M{"user_id": userID, "created_at": now, "last_agent_id": ""},
 		}, options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&before)
 		switch {
 		case err == nil:
 			return before, nil
 		case errors.Is(err, mongo.ErrNoDocuments):
-			return Customer{ID: id.String(), UserID: userID, Profile: profile, CreatedAt: now, LastSeenAt: now}, nil
+			return Customer{ID: id, UserID: userID, Profile: profile, CreatedAt: now, LastSeenAt: now}, nil
 		case store.IsDuplicateKey(err) && attempt == 0:
 			continue // a concurrent first visit created it; update that one
 		default:
@@ -111,20 +115,24 @@ func (r *repo) getSession(ctx context.Context, id string) (Session, error) {
 	return s, nil
 }
 
-// setAssigned records the assignment unless the session is closed or already has that
-// agent. It reports whether anything changed.
-func (r *repo) setAssigned(ctx context.Context, id, agentID, group string, at time.Time) (bool, error) {
-	res, err := r.sessions.UpdateOne(ctx,
-		bson.M{"_id": id, "status": bson.M{"$ne": string(StatusClosed)}, "agent_id": bson.M{"$ne": agentID}},
+// Every update below selects by _id alone. MongoDB serves any filter from its indexes,
+// but FerretDB only pushes a filter that is exactly {_id} down to its primary key and
+// scans the collection otherwise; the conditions an update depends on are checked by
+// the caller (and made atomic across replicas with Redis claims where two writers
+// could race), so the same code is fast on both.
+
+// setAssigned records that agentID serves the session now.
+func (r *repo) setAssigned(ctx context.Context, id, agentID, group string, at time.Time) error {
+	_, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id},
 		bson.M{"$set": bson.M{"status": string(StatusAssigned), "agent_id": agentID, "group": group, "assigned_at": at}, "$addToSet": bson.M{"agents": agentID}})
 	if err != nil {
-		return false, fmt.Errorf("assign session %s to %s: %w", id, agentID, err)
+		return fmt.Errorf("assign session %s to %s: %w", id, agentID, err)
 	}
-	return res.ModifiedCount > 0, nil
+	return nil
 }
 
 func (r *repo) markFirstResponse(ctx context.Context, id string, at time.Time) error {
-	_, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id, "first_response_at": bson.M{"$exists": false}}, bson.M{"$set": bson.M{"first_response_at": at}})
+	_, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"first_response_at": at}})
 	if err != nil {
 		return fmt.Errorf("record first response of session %s: %w", id, err)
 	}
@@ -184,33 +192,31 @@ func (r *repo) listSessions(ctx context.Context, f sessionFilter) ([]Session, er
 	return out, nil
 }
 
-// close marks the session closed unless it already is; it reports whether it did.
-func (r *repo) close(ctx context.Context, id, by, reason string, at time.Time) (bool, error) {
-	res, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id, "status": bson.M{"$ne": string(StatusClosed)}},
+// close marks the session closed.
+func (r *repo) close(ctx context.Context, id, by, reason string, at time.Time) error {
+	_, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id},
 		bson.M{"$set": bson.M{"status": string(StatusClosed), "closed_at": at, "closed_by": by, "close_reason": reason}})
 	if err != nil {
-		return false, fmt.Errorf("close session %s: %w", id, err)
+		return fmt.Errorf("close session %s: %w", id, err)
 	}
-	return res.ModifiedCount > 0, nil
+	return nil
 }
 
 // setQueued records that the session waits in group's queue.
 func (r *repo) setQueued(ctx context.Context, id, group string) error {
-	_, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id, "status": bson.M{"$ne": string(StatusClosed)}},
-		bson.M{"$set": bson.M{"status": string(StatusQueued), "agent_id": "", "group": group}})
+	_, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"status": string(StatusQueued), "agent_id": "", "group": group}})
 	if err != nil {
 		return fmt.Errorf("queue session %s: %w", id, err)
 	}
 	return nil
 }
 
-// setCSAT stores the rating once, on a closed session.
-func (r *repo) setCSAT(ctx context.Context, id string, c CSAT) (bool, error) {
-	res, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id, "status": string(StatusClosed), "csat": bson.M{"$exists": false}}, bson.M{"$set": bson.M{"csat": c}})
-	if err != nil {
-		return false, fmt.Errorf("store csat of session %s: %w", id, err)
+// setCSAT stores the rating.
+func (r *repo) setCSAT(ctx context.Context, id string, c CSAT) error {
+	if _, err := r.sessions.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"csat": c}}); err != nil {
+		return fmt.Errorf("store csat of session %s: %w", id, err)
 	}
-	return res.ModifiedCount > 0, nil
+	return nil
 }
 
 // insertMessages persists a batch. A message whose (session, seq) or
