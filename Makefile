@@ -27,11 +27,13 @@ run: console-if-possible build ## Run the whole platform on embedded dependencie
 .PHONY: test
 test: deps check-generated lint console-test ## Run every test (installs what is missing first).
 	$(GO) test $(GOTEST_FLAGS) ./...
+	cd loadtest && $(GO) test $(GOTEST_FLAGS) ./...
 	$(MAKE) --no-print-directory e2e-browser
 
 .PHONY: test-short
 test-short: ## Run the fast unit tests only.
 	$(GO) test -short -count=1 ./...
+	cd loadtest && $(GO) test -short -count=1 ./...
 
 ##@ Build
 
@@ -57,8 +59,9 @@ check-generated: tools ## Fail when regenerating changes the generated files.
 
 .PHONY: lint
 lint: ## Check formatting and vet the code.
-	@out=$$(gofmt -l services pkg proto); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l services pkg proto loadtest); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd loadtest && $(GO) vet ./...
 
 .PHONY: bench
 bench: deps ## Run the Go benchmarks (see docs/benchmarks.md for the load tests).
@@ -104,6 +107,18 @@ deps-browser: ## Install Debian's Chromium for the browser tests when missing.
 e2e-browser: deps-browser console ## Browser end-to-end test: helmdesk dev + widget + console in Chromium (screenshots in test-results/browser).
 	$(GO) build -o bin/helmdesk ./services/cmd/helmdesk
 	cd $(CONSOLE_DIR) && CHROMIUM_PATH=$(CHROMIUM) npm run e2e
+
+##@ Load
+
+.PHONY: loadtest
+loadtest: build ## Load-test a fresh helmdesk dev (ARGS="-customers 500 -agents 50 -rate 1 -warmup 20s -duration 60s").
+	cd loadtest && $(GO) build -o ../bin/loadtest ./cmd/loadtest
+	./bin/loadtest -layout dev -helmdesk-bin bin/helmdesk $(ARGS)
+
+.PHONY: loadtest-chaos
+loadtest-chaos: build ## Split layout; the session and gateway processes are each killed twice while clients talk.
+	cd loadtest && $(GO) build -o ../bin/loadtest ./cmd/loadtest
+	./bin/loadtest -layout split -helmdesk-bin bin/helmdesk -customers 100 -agents 4 -chaos session,gateway -chaos-cycles 2 -chaos-interval 12s -duration 53s -drain-timeout 45s $(ARGS)
 
 ##@ Setup
 

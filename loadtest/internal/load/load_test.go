@@ -1,0 +1,184 @@
+package load
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/helmdesk/helmdesk/loadtest/internal/target"
+)
+
+func TestConfigComplete(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		err  string // substring; "" means valid
+	}{
+		{name: "defaults against a loopback target", cfg: Config{Target: "http://127.0.0.1:8080"}},
+		{name: "localhost", cfg: Config{Target: "http://localhost:8080"}},
+		{name: "started dev with chaos", cfg: Config{Layout: target.Dev, Chaos: []string{"dev"}}},
+		{name: "started split with chaos", cfg: Config{Layout: target.Split, Chaos: []string{"session", "gateway"}}},
+		{
+			// The tool must never aim at another machine.
+			name: "remote target refused",
+			cfg:  Config{Target: "http://10.1.2.3:8080"},
+			err:  "only targets loopback",
+		},
+		{name: "no target", cfg: Config{}, err: "give -target"},
+		{name: "chaos without layout", cfg: Config{Target: "http://127.0.0.1:1", Chaos: []string{"gateway"}}, err: "-chaos needs -layout"},
+		{name: "chaos on a process the layout lacks", cfg: Config{Layout: target.Dev, Chaos: []string{"gateway"}}, err: "the dev layout has"},
+		{name: "unknown layout", cfg: Config{Layout: "k8s"}, err: "-layout must be dev or split"},
+		{
+			// An agent takes at most 100 sessions.
+			name: "too few agents",
+			cfg:  Config{Target: "http://127.0.0.1:1", Customers: 1001, Agents: 10},
+			err:  "need at least 11 agents",
+		},
+		{name: "bad jitter", cfg: Config{Target: "http://127.0.0.1:1", Jitter: 2}, err: "-jitter"},
+		{name: "unbounded", cfg: Config{Target: "http://127.0.0.1:1", Duration: 48 * time.Hour}, err: "at most 24h"},
+		{name: "bad setup mode", cfg: Config{Target: "http://127.0.0.1:1", Setup: "maybe"}, err: "-setup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Complete()
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("Complete() = %v, want valid", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("Complete() = %v, want an error containing %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestAgentCapacity(t *testing.T) {
+	for _, tt := range []struct{ customers, agents, want int }{
+		{100, 10, 10}, {101, 10, 11}, {5, 10, 1}, {5000, 50, 100}, {500, 50, 10},
+	} {
+		c := Config{Customers: tt.customers, Agents: tt.agents}
+		if got := c.agentCapacity(); got != tt.want {
+			t.Errorf("capacity(%d customers, %d agents) = %d, want %d", tt.customers, tt.agents, got, tt.want)
+		}
+	}
+}
+
+func TestQueue(t *testing.T) {
+	q := newQueue()
+	const n = 10000
+	var wg sync.WaitGroup
+	got := make(chan int, n)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				j, ok := q.pop()
+				if !ok {
+					return
+				}
+				got <- int(j.lastSeq)
+			}
+		})
+	}
+	for i := range n {
+		q.push(job{kind: jobResume, lastSeq: int64(i)})
+	}
+	for q.len() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	q.close()
+	wg.Wait()
+	close(got)
+	seen := map[int]bool{}
+	for v := range got {
+		seen[v] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("popped %d distinct jobs, want %d", len(seen), n)
+	}
+	if _, ok := q.pop(); ok {
+		t.Fatal("pop after close returned a job")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	var b backoff
+	for i := range 10 {
+		d := b.next()
+		if d < 80*time.Millisecond || d > 2400*time.Millisecond {
+			t.Fatalf("attempt %d: %v outside 100ms..2s ±20%%", i, d)
+		}
+		if i > 6 && d < 1600*time.Millisecond {
+			t.Fatalf("attempt %d: %v, want the 2s cap (±20%%)", i, d)
+		}
+	}
+	b.reset()
+	if d := b.next(); d > 120*time.Millisecond {
+		t.Fatalf("after reset: %v", d)
+	}
+}
+
+// TestScheduler checks the pacing of the shared scheduler and its message budget.
+func TestScheduler(t *testing.T) {
+	newRunner := func() *runner {
+		return &runner{cfg: Config{TextBytes: 32}, m: newMetrics(), q: newQueue(), pad: strings.Repeat("x", 32)}
+	}
+	live := func(n int) []*conv {
+		var cs []*conv
+		for i := range n {
+			c := newConv("s" + itoa(i))
+			c.live = true
+			cs = append(cs, c)
+		}
+		return cs
+	}
+
+	t.Run("rate", func(t *testing.T) {
+		r := newRunner()
+		s := &scheduler{r: r, add: make(chan *conv, 10), interval: 50 * time.Millisecond, jitter: 0.5}
+		for _, c := range live(10) {
+			s.add <- c
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if why := s.run(ctx, 0); why != "duration" {
+			t.Fatalf("stopped by %q", why)
+		}
+		// 10 customers × 20 msg/s × 1 s.
+		if n := r.m.created[customer].Load(); n < 150 || n > 230 {
+			t.Fatalf("created %d messages in 1s, want about 200", n)
+		}
+		if r.q.len() != int(r.m.created[customer].Load()) {
+			t.Fatalf("queued %d of %d", r.q.len(), r.m.created[customer].Load())
+		}
+	})
+
+	t.Run("budget", func(t *testing.T) {
+		r := newRunner()
+		s := &scheduler{r: r, add: make(chan *conv, 10), interval: 10 * time.Millisecond}
+		for _, c := range live(10) {
+			s.add <- c
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if why := s.run(ctx, 25); why != "messages" {
+			t.Fatalf("stopped by %q", why)
+		}
+		if n := r.m.created[customer].Load(); n != 25 {
+			t.Fatalf("created %d, want the budget of 25", n)
+		}
+	})
+
+	t.Run("skips customers that are not connected", func(t *testing.T) {
+		r := newRunner()
+		s := &scheduler{r: r, add: make(chan *conv, 1), interval: 10 * time.Millisecond}
+		c := newConv("down")
+		s.add <- c
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		s.run(ctx, 0)
+		if n := r.m.created[customer].Load(); n != 0 {
+			t.Fatalf("created %d messages for a disconnected customer", n)
+		}
+	})
+}
