@@ -605,25 +605,23 @@ func (g *Gateway) handleMessages(w http.ResponseWriter, r *http.Request, p Princ
 // --- sockets ---
 
 func (g *Gateway) handleCustomerSocket(w http.ResponseWriter, r *http.Request, _ Principal) error {
-	p, err := g.identity.authenticate(r.Context(), bearer(r))
-	if err != nil {
-		return err
-	}
-	if p.Kind != tokenCustomer {
-		return fault.New(fault.PermissionDenied, "customer_token_required", "this socket is for customers; agents use /api/v1/agent/ws")
-	}
-	g.serveSocket(w, r, p, false)
-	return nil
+	return g.openSocket(w, r, tokenCustomer, fault.New(fault.PermissionDenied, "customer_token_required", "this socket is for customers; agents use /api/v1/agent/ws"))
 }
 
 func (g *Gateway) handleAgentSocket(w http.ResponseWriter, r *http.Request, _ Principal) error {
+	return g.openSocket(w, r, tokenUser, fault.New(fault.PermissionDenied, "user_token_required", "this socket is for agents; customers use /api/v1/customer/ws"))
+}
+
+// openSocket authenticates a socket request and serves the socket if the token is of
+// kind: customers and agents share the guard's authentication but not its roles.
+func (g *Gateway) openSocket(w http.ResponseWriter, r *http.Request, kind tokenKind, wrongKind error) error {
 	p, err := g.identity.authenticate(r.Context(), bearer(r))
 	if err != nil {
 		return err
 	}
-	if p.Kind != tokenUser {
-		return fault.New(fault.PermissionDenied, "user_token_required", "this socket is for agents; customers use /api/v1/customer/ws")
+	if p.Kind != kind {
+		return wrongKind
 	}
-	g.serveSocket(w, r, p, true)
+	g.serveSocket(w, r, p, kind == tokenUser)
 	return nil
 }
