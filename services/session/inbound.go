@@ -97,11 +97,14 @@ func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map
 			}
 			return nil, err
 		}
-		r, err := s.state.assign(ctx, sid, ids[sid])
+		r, stillCold, err := s.state.assignAll(ctx, []string{sid}, map[string][]string{sid: ids[sid]})
 		if err != nil {
 			return nil, err
 		}
-		results[sid] = r
+		if len(stillCold) > 0 {
+			return nil, fmt.Errorf("state of session %s vanished while loading it", sid)
+		}
+		results[sid] = r[sid]
 	}
 	agents := make(map[string]string, len(results))
 	for sid, res := range results {

@@ -65,9 +65,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare session storage: %w", err)
 	}
-	if err := assignSeqScript.Load(ctx, deps.Redis).Err(); err != nil {
-		return nil, fmt.Errorf("load seq script: %w", err)
-	}
 	f := promauto.With(deps.Runtime.Metrics.Registry)
 	m := &metrics{
 		created:    f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_session_sessions_created_total", Help: "Sessions created."}),

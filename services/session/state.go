@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,37 +18,6 @@ import (
 func stateKey(sid string) string  { return "hd:sess:{" + sid + "}" }
 func idsKey(sid string) string    { return "hd:sess:{" + sid + "}:ids" }
 func recentKey(sid string) string { return "hd:sess:{" + sid + "}:recent" }
-
-// errCold means Redis holds no state for the session: it must be loaded from MongoDB.
-var errCold = errors.New("session state not in redis")
-
-// assignSeqScript assigns sequence numbers to a batch of client message ids of one
-// session. It returns the assigned agent followed by one number per id: the new seq,
-// or minus the seq already given to that id (a duplicate). "COLD" when the state is
-// missing.
-var assignSeqScript = redis.NewScript(`
-local last = redis.call('HGET', KEYS[1], 'seq')
-if not last then return redis.error_reply('COLD') end
-last = tonumber(last)
-local out = {redis.call('HGET', KEYS[1], 'agent') or ''}
-for i, id in ipairs(ARGV) do
-  if i > 1 then
-    local s = redis.call('HGET', KEYS[2], id)
-    if s then
-      out[i] = -tonumber(s)
-    else
-      last = last + 1
-      redis.call('HSET', KEYS[2], id, last)
-      out[i] = last
-    end
-  end
-end
-redis.call('HSET', KEYS[1], 'seq', last)
-local ttl = tonumber(ARGV[1])
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('EXPIRE', KEYS[2], ttl)
-return out
-`)
 
 // initStateScript installs state loaded from MongoDB unless another writer did first.
 // ARGV: ttl, seq, agent, status, first_response(0|1), then id, seq pairs.
@@ -76,89 +44,81 @@ type seqResult struct {
 	seqs  []int64 // negative: duplicate of that seq
 }
 
-func (s *stateStore) assign(ctx context.Context, sid string, clientIDs []string) (seqResult, error) {
-	args := make([]any, 0, len(clientIDs)+1)
-	args = append(args, int(s.ttl.Seconds()))
-	for _, id := range clientIDs {
-		args = append(args, id)
-	}
-	res, err := assignSeqScript.Run(ctx, s.rdb, []string{stateKey(sid), idsKey(sid)}, args...).Slice()
-	if err != nil {
-		if strings.Contains(err.Error(), "COLD") {
-			return seqResult{}, errCold
-		}
-		return seqResult{}, fmt.Errorf("assign seq for session %s: %w", sid, err)
-	}
-	out := seqResult{seqs: make([]int64, 0, len(clientIDs))}
-	if a, ok := res[0].(string); ok {
-		out.agent = a
-	}
-	for _, v := range res[1:] {
-		n, _ := v.(int64)
-		out.seqs = append(out.seqs, n)
-	}
-	if len(out.seqs) != len(clientIDs) {
-		return seqResult{}, fmt.Errorf("assign seq for session %s: script returned %d results for %d ids", sid, len(out.seqs), len(clientIDs))
-	}
-	return out, nil
-}
 
-// assignAll sequences the batch's sessions in one round trip (a pipeline of script
-// calls). Sessions without state in Redis come back in cold.
+// assignAll sequences the batch's sessions in two pipelined round trips whatever the
+// number of sessions: read their last seq and the client ids already seen, then write
+// the new seqs. No script and no transaction are needed because the owner of the
+// session's partition is its only writer; if two ever wrote at once (a zombie owner
+// during a rebalance), the unique (session_id, seq) index in MongoDB refuses the
+// second and the batch is re-sequenced from storage. Sessions without state in Redis
+// come back in cold.
 func (s *stateStore) assignAll(ctx context.Context, order []string, ids map[string][]string) (map[string]seqResult, []string, error) {
-	for attempt := 0; ; attempt++ {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(order))
-		for i, sid := range order {
-			args := make([]any, 0, len(ids[sid])+1)
-			args = append(args, int(s.ttl.Seconds()))
-			for _, id := range ids[sid] {
-				args = append(args, id)
-			}
-			cmds[i] = pipe.EvalSha(ctx, assignSeqScript.Hash(), []string{stateKey(sid), idsKey(sid)}, args...)
+	read := s.rdb.Pipeline()
+	states := make([]*redis.SliceCmd, len(order))
+	seen := make([]*redis.SliceCmd, len(order))
+	for i, sid := range order {
+		states[i] = read.HMGet(ctx, stateKey(sid), "seq", "agent")
+		seen[i] = read.HMGet(ctx, idsKey(sid), ids[sid]...)
+	}
+	if _, err := read.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("read seq state: %w", err)
+	}
+	out := make(map[string]seqResult, len(order))
+	var cold []string
+	write := s.rdb.Pipeline()
+	writes := 0
+	for i, sid := range order {
+		st, err := states[i].Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("read seq state of %s: %w", sid, err)
 		}
-		_, _ = pipe.Exec(ctx) // errors are per command, read below
-		out := make(map[string]seqResult, len(order))
-		var cold []string
-		noScript := false
-		for i, sid := range order {
-			res, err := cmds[i].Slice()
-			switch {
-			case err != nil && strings.Contains(err.Error(), "COLD"):
-				cold = append(cold, sid)
+		lastStr, _ := st[0].(string)
+		if lastStr == "" {
+			cold = append(cold, sid)
+			continue
+		}
+		last, err := strconv.ParseInt(lastStr, 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seq of session %s is %q: %w", sid, lastStr, err)
+		}
+		prior, err := seen[i].Result()
+		if err != nil {
+			return nil, nil, fmt.Errorf("read client ids of %s: %w", sid, err)
+		}
+		r := seqResult{seqs: make([]int64, len(ids[sid]))}
+		r.agent, _ = st[1].(string)
+		inBatch := map[string]int64{}
+		var fields []any
+		for j, id := range ids[sid] {
+			if v, ok := prior[j].(string); ok && v != "" {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				r.seqs[j] = -n // a repeat of an earlier message
 				continue
-			case err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT"):
-				noScript = true
+			}
+			if n, ok := inBatch[id]; ok {
+				r.seqs[j] = -n // repeated within this batch
 				continue
-			case err != nil:
-				return nil, nil, fmt.Errorf("assign seq for session %s: %w", sid, err)
 			}
-			r := seqResult{seqs: make([]int64, 0, len(ids[sid]))}
-			if a, ok := res[0].(string); ok {
-				r.agent = a
-			}
-			for _, v := range res[1:] {
-				n, _ := v.(int64)
-				r.seqs = append(r.seqs, n)
-			}
-			if len(r.seqs) != len(ids[sid]) {
-				return nil, nil, fmt.Errorf("assign seq for session %s: script returned %d results for %d ids", sid, len(r.seqs), len(ids[sid]))
-			}
-			out[sid] = r
+			last++
+			inBatch[id] = last
+			r.seqs[j] = last
+			fields = append(fields, id, last)
 		}
-		if !noScript {
-			return out, cold, nil
+		out[sid] = r
+		if len(fields) > 0 {
+			write.HSet(ctx, stateKey(sid), "seq", last)
+			write.HSet(ctx, idsKey(sid), fields...)
 		}
-		// Redis lost its script cache (a restart): load it and run the batch again.
-		// Nothing was applied for the sessions that failed, and the script is
-		// idempotent for those that ran (their ids now come back as repeats).
-		if attempt > 0 {
-			return nil, nil, errors.New("assign seq: redis keeps refusing the script")
-		}
-		if err := assignSeqScript.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, nil, fmt.Errorf("load seq script: %w", err)
+		write.Expire(ctx, stateKey(sid), s.ttl)
+		write.Expire(ctx, idsKey(sid), s.ttl)
+		writes++
+	}
+	if writes > 0 {
+		if _, err := write.Exec(ctx); err != nil {
+			return nil, nil, fmt.Errorf("write seq state: %w", err)
 		}
 	}
+	return out, cold, nil
 }
 
 // install loads state built from MongoDB.
