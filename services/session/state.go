@@ -44,7 +44,6 @@ type seqResult struct {
 	seqs  []int64 // negative: duplicate of that seq
 }
 
-
 // assignAll sequences the batch's sessions in two pipelined round trips whatever the
 // number of sessions: read their last seq and the client ids already seen, then write
 // the new seqs. No script and no transaction are needed because the owner of the
