@@ -358,16 +358,16 @@ func (id *identity) resolveToken(ctx context.Context, digest string, now time.Ti
 	return Principal{Kind: tokenUser, UserID: u.ID, Name: u.Email, Role: u.Role, Groups: u.Groups, perms: perms, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt)}, nil
 }
 
-// revoke deletes a token.
-func (id *identity) revoke(ctx context.Context, token string) error {
-	digest := auth.Digest(token)
-	if _, err := id.tokens.DeleteOne(ctx, bson.M{"_id": digest}); err != nil {
-		return fmt.Errorf("revoke token: %w", err)
-	}
+// forget drops the cached principals that match, so their next request is checked
+// against storage again.
+func (id *identity) forget(match func(digest string, p Principal) bool) {
 	id.mu.Lock()
-	delete(id.cache, digest)
-	id.mu.Unlock()
-	return nil
+	defer id.mu.Unlock()
+	for digest, p := range id.cache {
+		if match(digest, p) {
+			delete(id.cache, digest)
+		}
+	}
 }
 
 func minTime(a, b time.Time) time.Time {

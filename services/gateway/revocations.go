@@ -61,13 +61,9 @@ func (r revocationListener) deliver(_ string, payload []byte) {
 type revocationListener struct{ g *Gateway }
 
 func (g *Gateway) applyRevocation(rv revocation) {
-	g.identity.mu.Lock()
-	for digest, p := range g.identity.cache {
-		if digest == rv.Digest || (rv.UserID != "" && p.UserID == rv.UserID) {
-			delete(g.identity.cache, digest)
-		}
-	}
-	g.identity.mu.Unlock()
+	g.identity.forget(func(digest string, p Principal) bool {
+		return digest == rv.Digest || (rv.UserID != "" && p.UserID == rv.UserID)
+	})
 	if rv.Refresh {
 		return
 	}

@@ -50,10 +50,6 @@ type ruleJSON struct {
 	Action    string `json:"action"`
 }
 
-type rulesJSON struct {
-	RoutingRules []ruleJSON `json:"routing_rules"`
-}
-
 func rulesFromProto(rs []*routingv1.RoutingRule) []ruleJSON {
 	out := make([]ruleJSON, len(rs))
 	for i, x := range rs {

@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		deps:    deps,
 		log:     deps.Runtime.Logger,
 		repo:    r,
-		state:   &stateStore{rdb: deps.Redis, ttl: cfg.StateTTL, recentSize: cfg.RecentSize},
+		state:   &stateStore{rdb: deps.Redis, ttl: cfg.StateTTL},
 		metrics: m,
 		inserts: &groupInserter{insert: r.insertMessages, max: 5000},
 	}, nil

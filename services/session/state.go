@@ -34,9 +34,8 @@ return 1
 `)
 
 type stateStore struct {
-	rdb        *redis.Client
-	ttl        time.Duration
-	recentSize int
+	rdb *redis.Client
+	ttl time.Duration
 }
 
 type seqResult struct {

@@ -248,16 +248,6 @@ func (r *repo) insertMessages(ctx context.Context, msgs []Message) (dups map[int
 	return dups, nil
 }
 
-// messageByClientID returns the stored message with that client id, if any.
-func (r *repo) messageByClientID(ctx context.Context, sessionID, clientMsgID string) (Message, error) {
-	var m Message
-	err := r.messages.FindOne(ctx, bson.M{"session_id": sessionID, "client_msg_id": clientMsgID}).Decode(&m)
-	if err != nil {
-		return Message{}, fmt.Errorf("load message %s/%s: %w", sessionID, clientMsgID, store.NotFound(err))
-	}
-	return m, nil
-}
-
 func (r *repo) messagesAfter(ctx context.Context, sessionID string, afterSeq int64, limit int) ([]Message, error) {
 	cur, err := r.messages.Find(ctx,
 		bson.M{"session_id": sessionID, "seq": bson.M{"$gt": afterSeq}},
