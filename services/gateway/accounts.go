@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/audit"
 	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/fault"
+	"github.com/helmdesk/helmdesk/pkg/logkey"
 	"github.com/helmdesk/helmdesk/pkg/store"
 	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
 )
@@ -27,7 +29,7 @@ import (
 
 // dummyHash is verified against when the account does not exist, so that timing does
 // not reveal which e-mail addresses have accounts.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$H3kG3i2wQ8b5X6c1rFQ2w6Jx0d4o7v5mKjz2m5bJ4nY"
+const dummyHash = "$argon2id$v=19$m=7168,t=5,p=1$c29tZXNhbHRzb21lc2FsdA$QLETTMNErZfnHJi02s/SNdtD9hK7UJn9kMCfnrAIT/g"
 
 func lockKey(email string) string       { return "hd:auth:lock:" + email }
 func failKey(email string) string       { return "hd:auth:fail:" + email }
@@ -95,6 +97,13 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ Principa
 		return fail("account_disabled", u.ID)
 	}
 	rdb.Del(ctx, failKey(email))
+	if auth.NeedsRehash(u.PasswordHash) {
+		// Made with older hashing parameters: store a hash with the current ones while
+		// the password is at hand. A failure here does not fail the sign-in.
+		if err := g.identity.rehash(ctx, u, req.Password); err != nil {
+			g.log.WarnContext(ctx, "upgrade password hash", slog.String(logkey.UserID, u.ID), slog.Any(logkey.Error, err))
+		}
+	}
 	token, exp, err := g.identity.issue(ctx, tokenUser, u.ID, u.Role, g.cfg.UserTokenTTL, r)
 	if err != nil {
 		return err

@@ -96,6 +96,11 @@ type identity struct {
 
 	mu    sync.Mutex
 	cache map[string]Principal // token digest → principal, for cacheTTL
+
+	// userIDs remembers which user id an e-mail address belonged to, so that a sign-in
+	// loads the user by _id (FerretDB answers only _id lookups from an index). The
+	// loaded user's address is checked, so a stale entry only costs the slower lookup.
+	userIDs sync.Map // e-mail → user id
 }
 
 // cacheTTL bounds how long a token stays usable in one gateway after it is revoked.
@@ -198,6 +203,21 @@ func (id *identity) createUser(ctx context.Context, u User, password string) (Us
 	return u, nil
 }
 
+// rehash replaces u's password hash (known to match pw) with one made with the current
+// parameters. The update is conditional on the old hash, so a password changed in the
+// meantime is never overwritten.
+func (id *identity) rehash(ctx context.Context, u User, pw string) error {
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	if _, err := id.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: u.ID}, {Key: "password_hash", Value: u.PasswordHash}},
+		bson.M{"$set": bson.M{"password_hash": hash}}); err != nil {
+		return fmt.Errorf("store upgraded password hash: %w", err)
+	}
+	return nil
+}
+
 func (id *identity) deleteUser(ctx context.Context, userID string) error {
 	_, err := id.users.DeleteOne(ctx, bson.M{"_id": userID})
 	return err
@@ -205,9 +225,21 @@ func (id *identity) deleteUser(ctx context.Context, userID string) error {
 
 func (id *identity) userByEmail(ctx context.Context, email string) (User, error) {
 	var u User
+	if uid, ok := id.userIDs.Load(email); ok {
+		err := id.users.FindOne(ctx, bson.D{{Key: "_id", Value: uid}}).Decode(&u)
+		if err == nil && u.Email == email {
+			return u, nil
+		}
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return User{}, fmt.Errorf("load user by email: %w", err)
+		}
+		id.userIDs.Delete(email)
+		u = User{}
+	}
 	if err := id.users.FindOne(ctx, bson.M{"email": email}).Decode(&u); err != nil {
 		return User{}, fmt.Errorf("load user by email: %w", store.NotFound(err))
 	}
+	id.userIDs.Store(email, u.ID)
 	return u, nil
 }
 

@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/argon2"
 
+	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/client"
 	"github.com/helmdesk/helmdesk/pkg/tlsconfig"
 	"github.com/helmdesk/helmdesk/services/gateway"
@@ -544,5 +547,44 @@ func TestHTTPSRefusesOldTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
 		t.Fatalf("default negotiation is not TLS 1.3: %+v", resp.TLS)
+	}
+}
+
+// A password hash made with older parameters is upgraded at the next successful
+// sign-in, and the password keeps working.
+func TestSignInUpgradesOldPasswordHashes(t *testing.T) {
+	o := newOrg(t, nil)
+	ctx := context.Background()
+	users := mongoDB(t, o).Collection("users")
+	// The agents' password hashed with OWASP's 19 MiB / 2 passes.
+	salt := []byte("somesaltsomesalt")
+	old := "$argon2id$v=19$m=19456,t=2,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" +
+		base64.RawStdEncoding.EncodeToString(argon2.IDKey([]byte(agentPass), salt, 2, 19456, 1, 32))
+	if _, err := users.UpdateOne(ctx, bson.M{"_id": o.ids["qa"]}, bson.M{"$set": bson.M{"password_hash": old}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.api.Login(ctx, "qa@acme.test", "wrong-pass-1"); err == nil {
+		t.Fatal("wrong password accepted against an old hash")
+	}
+	stored := func() string {
+		var u struct {
+			Hash string `bson:"password_hash"`
+		}
+		if err := users.FindOne(ctx, bson.M{"_id": o.ids["qa"]}).Decode(&u); err != nil {
+			t.Fatal(err)
+		}
+		return u.Hash
+	}
+	if stored() != old {
+		t.Fatal("a failed sign-in changed the stored hash")
+	}
+	r(o.api.Login(ctx, "qa@acme.test", agentPass)).must(t)
+	upgraded := stored()
+	if upgraded == old || auth.NeedsRehash(upgraded) {
+		t.Fatalf("hash after sign-in = %q, want one with the current parameters", upgraded)
+	}
+	r(o.api.Login(ctx, "qa@acme.test", agentPass)).must(t)
+	if stored() != upgraded {
+		t.Fatal("a current hash was rehashed again")
 	}
 }
