@@ -21,6 +21,9 @@ type Mongo struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	stopIndexer context.CancelFunc
+	indexerDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -86,6 +89,13 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 		}
 	}()
 
+	idxCtx, stopIndexer := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopIndexer, m.indexerDone = stopIndexer, make(chan struct{})
+	go func() {
+		defer close(m.indexerDone)
+		newIDIndexer(abs, logger).run(idxCtx, idIndexInterval)
+	}()
+
 	logger.Debug("mongo started", slog.String("uri", uri), slog.String("dir", abs))
 	return m, nil
 }
@@ -100,6 +110,8 @@ func (m *Mongo) URI() string { return m.uri }
 // for a fast shutdown. It is safe to call more than once.
 func (m *Mongo) Close() error {
 	m.closeOnce.Do(func() {
+		m.stopIndexer()
+		<-m.indexerDone
 		m.cancel()
 		<-m.done
 		m.logger.Debug("mongo stopped")
