@@ -210,12 +210,15 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 			if agents[sid] != "" {
 				pipe.Publish(ctx, frames.AgentChannel(agents[sid]), payload)
 			}
+			// Repeats go into the recent buffer too (readers drop the copies): after a
+			// crash between persisting a batch and this step, the replayed batch is all
+			// repeats, and this is what puts its messages into the buffer.
+			pipe.RPush(ctx, recentKey(sid), payload[8:])
+			pushed = true
 			if p.dup {
 				s.metrics.duplicates.Inc()
 				continue
 			}
-			pipe.RPush(ctx, recentKey(sid), payload[8:])
-			pushed = true
 			s.metrics.persisted.WithLabelValues(p.msg.Sender.Type).Inc()
 			env, err := events.NewEnvelope(events.TypeMessageCreated, Source, sid, &eventsv1.MessageCreated{Message: &eventsv1.Message{
 				SessionId: sid, Seq: p.msg.Seq, ClientMsgId: p.msg.ClientMsgID,

@@ -238,3 +238,61 @@ func TestHandleBatchSkipsPoisonAndUnknownSessions(t *testing.T) {
 		t.Fatalf("messages of unknown session stored: %d %v", n, err)
 	}
 }
+
+// The recent buffer answers a reader when it covers the start of the range; a hole
+// (a batch replayed out of order, or partly) or a range older than the buffer sends
+// the reader to MongoDB; a buffer that ends early answers with what it has.
+func TestRecentBufferCoverage(t *testing.T) {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: testdeps.Redis(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	st := &stateStore{rdb: rdb}
+	tests := []struct {
+		name     string
+		buffered []int64
+		after    int64
+		limit    int
+		want     string // seqs returned, or "miss"
+	}{
+		{"empty buffer", nil, 0, 10, "miss"},
+		{"in order", []int64{1, 2, 3}, 1, 10, "[2 3]"},
+		{"everything read", []int64{1, 2, 3}, 3, 10, "[]"},
+		{"ends before last: in flight", []int64{4, 5}, 3, 10, "[4 5]"},
+		{"older history needed", []int64{5, 6, 7}, 2, 10, "miss"},
+		{"starts right after", []int64{5, 6, 7}, 4, 10, "[5 6 7]"},
+		{"out of order", []int64{1, 2, 4, 3, 5}, 1, 10, "[2 3 4 5]"},
+		{"repeats", []int64{1, 2, 2, 3, 1}, 0, 10, "[1 2 3]"},
+		{"hole", []int64{1, 2, 4, 5}, 1, 10, "miss"},
+		{"a hole past the limit does not matter", []int64{1, 2, 3, 5}, 0, 2, "[1 2]"},
+		{"limit", []int64{1, 2, 3, 4}, 0, 2, "[1 2]"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sid := fmt.Sprintf("rb%d", i)
+			for _, seq := range tt.buffered {
+				b, err := json.Marshal(frames.Message{Type: frames.TypeMessage, SessionID: sid, Seq: seq, Text: "x"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := rdb.RPush(ctx, recentKey(sid), b).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			msgs, ok, err := st.recentAfter(ctx, sid, tt.after, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := "miss"
+			if ok {
+				seqs := []int64{}
+				for _, m := range msgs {
+					seqs = append(seqs, m.Seq)
+				}
+				got = fmt.Sprint(seqs)
+			}
+			if got != tt.want {
+				t.Fatalf("recentAfter(%d) over %v = %s, want %s", tt.after, tt.buffered, got, tt.want)
+			}
+		})
+	}
+}

@@ -319,7 +319,11 @@ func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, 
 			return nil, false, nil
 		}
 		if msgs, ok, err := s.state.recentAfter(ctx, sid, afterSeq, limit); err == nil && ok {
-			return msgs, msgs[len(msgs)-1].Seq < last, nil
+			end := afterSeq
+			if len(msgs) > 0 {
+				end = msgs[len(msgs)-1].Seq
+			}
+			return msgs, end < last, nil
 		}
 	}
 	stored, err := s.repo.messagesAfter(ctx, sid, afterSeq, limit+1)

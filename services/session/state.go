@@ -1,10 +1,12 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -190,34 +192,47 @@ func (s *stateStore) lastSeq(ctx context.Context, sid string) (int64, bool, erro
 	return n, err == nil, nil
 }
 
-// recentAfter serves messages after afterSeq from the recent buffer when it holds
-// afterSeq+1 onwards without a hole; ok is false when MongoDB must be read instead.
-// Messages sequenced but not yet appended to the buffer are not waited for: they reach
-// sockets live, and the REST history shows them a moment later.
+// recentAfter serves messages after afterSeq from the recent buffer. It reports
+// ok=false when the buffer cannot answer: it is empty, it starts after afterSeq+1 (the
+// reader needs older history), or it has a hole (a batch replayed after a crash can be
+// buffered out of order or partly). When the buffer simply ends, the run up to its end
+// is the answer, possibly empty: later messages are sequenced but still being
+// persisted, and reach readers live when they are.
 func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq int64, limit int) (msgs []frames.Message, ok bool, err error) {
 	raw, err := s.rdb.LRange(ctx, recentKey(sid), 0, -1).Result()
 	if err != nil {
 		return nil, false, fmt.Errorf("read recent messages of %s: %w", sid, err)
 	}
-	want := afterSeq + 1
+	buf := make([]frames.Message, 0, len(raw))
 	for _, r := range raw {
 		var m frames.Message
 		if err := json.Unmarshal([]byte(r), &m); err != nil {
 			return nil, false, nil
 		}
-		if m.Seq < want {
-			continue
+		buf = append(buf, m)
+	}
+	if len(buf) == 0 {
+		return nil, false, nil
+	}
+	slices.SortStableFunc(buf, func(a, b frames.Message) int { return cmp.Compare(a.Seq, b.Seq) })
+	if buf[0].Seq > afterSeq+1 {
+		return nil, false, nil
+	}
+	want := afterSeq + 1
+	for _, m := range buf {
+		switch {
+		case m.Seq < want:
+			continue // before the range, or a copy of one already taken
+		case m.Seq > want:
+			return nil, false, nil // a hole
 		}
-		if m.Seq != want {
-			return nil, false, nil // a hole: the buffer does not cover the range
-		}
-		msgs = append(msgs, m)
-		want++
 		if len(msgs) == limit {
 			break
 		}
+		msgs = append(msgs, m)
+		want++
 	}
-	return msgs, len(msgs) > 0, nil
+	return msgs, true, nil
 }
 
 // claim takes a once-per-session step (closing, rating) atomically across replicas;
