@@ -22,6 +22,7 @@ help: ## Show this help.
 
 .PHONY: run
 run: console-if-possible build ## Run the whole platform on embedded dependencies at http://localhost:8080.
+	@$(MAKE) --no-print-directory deps || echo "redis-server is not installed: helmdesk dev uses the embedded miniredis"
 	./bin/helmdesk dev
 
 .PHONY: test

@@ -1,5 +1,6 @@
 // Package devstack runs the infrastructure helmdesk depends on inside the
-// current process, for `helmdesk dev`.
+// current process (Redis as a child process when redis-server is installed), for
+// `helmdesk dev`.
 //
 // Each dependency speaks its real wire protocol on a loopback port, so the
 // production clients (mongo-driver, kafka-go, go-redis) talk to it unchanged:
@@ -10,7 +11,10 @@
 //     TTL indexes, $lookup, ...).
 //   - Kafka: a kfake cluster with one broker that persists its log to disk
 //     (see [StartKafka]).
-//   - Redis: miniredis, with a JSON snapshot written every two seconds and on
+//   - Redis: a redis-server child process when one is installed (see
+//     [StartRedisServer]), with an append-only file fsynced every second; it dies
+//     with the process. Otherwise (or with [RedisEmbedded]) miniredis in-process,
+//     with a JSON snapshot written every five seconds and on
 //     Close and restored at start (see [StartRedis]). miniredis itself keeps
 //     everything in memory; the snapshot covers strings, hashes (including
 //     field TTLs), lists, sets, sorted sets and streams (entries only, not
@@ -21,6 +25,7 @@
 //	<DataDir>/.lock        flock held while the stack runs
 //	<DataDir>/mongo/       FerretDB SQLite databases
 //	<DataDir>/kafka/       kfake segments and metadata
+//	<DataDir>/redis/       redis-server append-only file
 //	<DataDir>/redis.json   miniredis snapshot
 //
 // Data survives restarts of the process. Nothing here is meant for

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/helmdesk/helmdesk/pkg/redisproc"
 )
 
 // Options configures [Start].
@@ -17,6 +19,9 @@ type Options struct {
 	DataDir string
 	// Logger receives the stack's logs; nil discards them.
 	Logger *slog.Logger
+	// Redis chooses the Redis: RedisAuto (the default when empty), RedisServer or
+	// RedisEmbedded.
+	Redis string
 }
 
 // Stack is a running set of embedded dependencies. The address fields are
@@ -26,8 +31,10 @@ type Stack struct {
 	MongoURI string
 	// KafkaBrokers are the kfake bootstrap addresses.
 	KafkaBrokers []string
-	// RedisAddr is the miniredis host:port.
+	// RedisAddr is the Redis host:port.
 	RedisAddr string
+	// RedisKind is "redis-server" or "miniredis".
+	RedisKind string
 
 	logger *slog.Logger
 	lock   *dirLock
@@ -66,7 +73,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 
 	s := &Stack{logger: logger, lock: lock}
-	if err := s.start(ctx, dir); err != nil {
+	if err := s.start(ctx, dir, opts.Redis); err != nil {
 		if cerr := s.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -76,11 +83,12 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		slog.String("data_dir", dir),
 		slog.String("mongo_uri", s.MongoURI),
 		slog.Any("kafka_brokers", s.KafkaBrokers),
-		slog.String("redis_addr", s.RedisAddr))
+		slog.String("redis_addr", s.RedisAddr),
+		slog.String("redis", s.RedisKind))
 	return s, nil
 }
 
-func (s *Stack) start(ctx context.Context, dir string) error {
+func (s *Stack) start(ctx context.Context, dir, redisMode string) error {
 	mongo, err := StartMongo(ctx, filepath.Join(dir, "mongo"), s.logger)
 	if err != nil {
 		return err
@@ -95,12 +103,28 @@ func (s *Stack) start(ctx context.Context, dir string) error {
 	s.closers = append(s.closers, namedCloser{"kafka", kafka.Close})
 	s.KafkaBrokers = kafka.Brokers()
 
+	switch redisMode {
+	case "", RedisAuto, RedisServer:
+		rs, err := StartRedisServer(filepath.Join(dir, "redis"), s.logger)
+		if err == nil {
+			s.closers = append(s.closers, namedCloser{"redis", rs.Close})
+			s.RedisAddr, s.RedisKind = rs.Addr(), "redis-server"
+			return nil
+		}
+		if redisMode == RedisServer || !errors.Is(err, redisproc.ErrNotInstalled) {
+			return err
+		}
+		s.logger.Info("redis-server is not installed; using the embedded miniredis, which suits a few hundred live conversations")
+	case RedisEmbedded:
+	default:
+		return fmt.Errorf("unknown redis mode %q: want %s, %s or %s", redisMode, RedisAuto, RedisServer, RedisEmbedded)
+	}
 	redis, err := StartRedis(filepath.Join(dir, "redis.json"), s.logger)
 	if err != nil {
 		return err
 	}
 	s.closers = append(s.closers, namedCloser{"redis", redis.Close})
-	s.RedisAddr = redis.Addr()
+	s.RedisAddr, s.RedisKind = redis.Addr(), "miniredis"
 	return nil
 }
 

@@ -13,46 +13,93 @@ import (
 )
 
 // TestStackDataSurvivesRestart writes to every dependency, restarts the
-// stack on the same directory and reads everything back.
+// stack on the same directory and reads everything back, with either Redis.
 func TestStackDataSurvivesRestart(t *testing.T) {
+	for _, tt := range []struct {
+		mode, kind, redisEntry string
+	}{
+		{RedisServer, "redis-server", "redis"},
+		{RedisEmbedded, "miniredis", "redis.json"},
+	} {
+		t.Run(tt.kind, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx := testContext(t)
+
+			s, err := Start(ctx, Options{DataDir: dir, Logger: testLogger(t), Redis: tt.mode})
+			if err != nil {
+				t.Fatalf("start stack: %v", err)
+			}
+			if s.RedisKind != tt.kind {
+				t.Fatalf("RedisKind = %q, want %q", s.RedisKind, tt.kind)
+			}
+			insertDoc(t, s.MongoURI, bson.D{{Key: "_id", Value: "ticket-1"}, {Key: "status", Value: "open"}})
+			writeMessages(t, s.KafkaBrokers, "events", kafka.Message{Value: []byte("ticket-1 opened")})
+			rc := redis.NewClient(&redis.Options{Addr: s.RedisAddr})
+			must(t, rc.HSet(ctx, "ticket:1", "assignee", "ada").Err())
+			must(t, rc.SAdd(ctx, "open", "ticket-1", "ticket-2").Err())
+			must(t, rc.ZAdd(ctx, "sla", redis.Z{Score: 30, Member: "ticket-1"}).Err())
+			_ = rc.Close()
+			if err := s.Close(); err != nil {
+				t.Fatalf("close stack: %v", err)
+			}
+
+			for _, p := range []string{"mongo", "kafka", tt.redisEntry, ".lock"} {
+				if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+					t.Errorf("data dir entry %s: %v", p, err)
+				}
+			}
+
+			s, err = Start(ctx, Options{DataDir: dir, Logger: testLogger(t), Redis: tt.mode})
+			if err != nil {
+				t.Fatalf("restart stack: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+
+			equal(t, findDoc(t, s.MongoURI, "ticket-1")["status"], any("open"))
+			equal(t, readValues(t, s.KafkaBrokers, "events", 0, 1), []string{"ticket-1 opened"})
+			rc = redisClient(t, s.RedisAddr)
+			equal(t, rc.HGetAll(ctx, "ticket:1").Val(), map[string]string{"assignee": "ada"})
+			members := rc.SMembers(ctx, "open").Val()
+			slices.Sort(members)
+			equal(t, members, []string{"ticket-1", "ticket-2"})
+			equal(t, rc.ZScore(ctx, "sla", "ticket-1").Val(), 30.0)
+		})
+	}
+}
+
+// A redis-server killed without warning (as when helmdesk dev is SIGKILLed, which
+// takes its child down) keeps what it acknowledged: writes reach the append-only
+// file before the reply, and the file is in the page cache even before its fsync.
+func TestRedisServerKeepsDataWhenKilled(t *testing.T) {
 	dir := t.TempDir()
 	ctx := testContext(t)
-
-	s, err := Start(ctx, Options{DataDir: dir, Logger: testLogger(t)})
+	r, err := StartRedisServer(dir, testLogger(t))
 	if err != nil {
-		t.Fatalf("start stack: %v", err)
+		t.Fatal(err)
 	}
-	insertDoc(t, s.MongoURI, bson.D{{Key: "_id", Value: "ticket-1"}, {Key: "status", Value: "open"}})
-	writeMessages(t, s.KafkaBrokers, "events", kafka.Message{Value: []byte("ticket-1 opened")})
-	rc := redis.NewClient(&redis.Options{Addr: s.RedisAddr})
-	must(t, rc.HSet(ctx, "ticket:1", "assignee", "ada").Err())
-	must(t, rc.SAdd(ctx, "open", "ticket-1", "ticket-2").Err())
-	must(t, rc.ZAdd(ctx, "sla", redis.Z{Score: 30, Member: "ticket-1"}).Err())
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	for i := range 100 {
+		must(t, rc.Incr(ctx, "seq").Err())
+		must(t, rc.RPush(ctx, "recent", i).Err())
+	}
 	_ = rc.Close()
-	if err := s.Close(); err != nil {
-		t.Fatalf("close stack: %v", err)
-	}
+	r.srv.Kill()
 
-	for _, p := range []string{"mongo", "kafka", "redis.json", ".lock"} {
-		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
-			t.Errorf("data dir entry %s: %v", p, err)
-		}
-	}
-
-	s, err = Start(ctx, Options{DataDir: dir, Logger: testLogger(t)})
+	r, err = StartRedisServer(dir, testLogger(t))
 	if err != nil {
-		t.Fatalf("restart stack: %v", err)
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { _ = r.Close() })
+	rc = redisClient(t, r.Addr())
+	equal(t, rc.Get(ctx, "seq").Val(), "100")
+	equal(t, rc.LLen(ctx, "recent").Val(), int64(100))
+}
 
-	equal(t, findDoc(t, s.MongoURI, "ticket-1")["status"], any("open"))
-	equal(t, readValues(t, s.KafkaBrokers, "events", 0, 1), []string{"ticket-1 opened"})
-	rc = redisClient(t, s.RedisAddr)
-	equal(t, rc.HGetAll(ctx, "ticket:1").Val(), map[string]string{"assignee": "ada"})
-	members := rc.SMembers(ctx, "open").Val()
-	slices.Sort(members)
-	equal(t, members, []string{"ticket-1", "ticket-2"})
-	equal(t, rc.ZScore(ctx, "sla", "ticket-1").Val(), 30.0)
+func TestStackRejectsUnknownRedisMode(t *testing.T) {
+	if s, err := Start(testContext(t), Options{DataDir: t.TempDir(), Redis: "valkey"}); err == nil {
+		_ = s.Close()
+		t.Fatal("an unknown redis mode was accepted")
+	}
 }
 
 func TestStackLocksDataDir(t *testing.T) {

@@ -127,11 +127,13 @@ func settings() (*config.Set, *platform.Config, *devConfig) {
 type devConfig struct {
 	dataDir string
 	tls     bool
+	redis   string
 }
 
 func (d *devConfig) declare(s *config.Set) {
 	s.Group("Development mode (helmdesk dev)")
-	s.String(&d.dataDir, "data-dir", "HELMDESK_DATA_DIR", ".helmdesk", "Folder holding the embedded MongoDB (FerretDB/SQLite), Kafka (kfake) and Redis (snapshot) data; keep it to keep every conversation across restarts.")
+	s.String(&d.dataDir, "data-dir", "HELMDESK_DATA_DIR", ".helmdesk", "Folder holding the embedded MongoDB (FerretDB/SQLite), Kafka (kfake) and Redis data; keep it to keep every conversation across restarts.")
+	s.String(&d.redis, "redis", "HELMDESK_DEV_REDIS", devstack.RedisAuto, "Redis of the development stack: auto (redis-server when installed, else the embedded miniredis), server (require redis-server) or embedded (miniredis, for a few hundred live conversations).")
 	s.Bool(&d.tls, "tls", "HELMDESK_DEV_TLS", false, "Serve HTTPS with a self-signed certificate for localhost (kept in the data folder).")
 }
 
@@ -178,7 +180,7 @@ func dev(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 		// a developer's machine) for a quarter of the garbage collector's CPU.
 		debug.SetGCPercent(400)
 	}
-	stack, err := devstack.Start(ctx, devstack.Options{DataDir: dc.dataDir, Logger: logger})
+	stack, err := devstack.Start(ctx, devstack.Options{DataDir: dc.dataDir, Logger: logger, Redis: dc.redis})
 	if err != nil {
 		return err
 	}
@@ -234,7 +236,7 @@ func devStackOnly(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	stack, err := devstack.Start(ctx, devstack.Options{DataDir: dc.dataDir, Logger: logger})
+	stack, err := devstack.Start(ctx, devstack.Options{DataDir: dc.dataDir, Logger: logger, Redis: dc.redis})
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,9 @@
 //go:build !linux
 
-package testdeps
+package redisproc
 
 import "syscall"
 
 // childProcAttr has nothing to add outside Linux: a child server may outlive
-// a test binary that dies without running cleanups.
+// a parent that dies without stopping it.
 func childProcAttr() *syscall.SysProcAttr { return nil }
