@@ -29,6 +29,8 @@ const (
 	// readLimit is the largest frame read; bigger ones close the socket (1009). Frames
 	// up to it whose text exceeds frames.MaxTextBytes get an error frame instead.
 	readLimit = 256 << 10
+	// replayPage is how many messages one history read asks for.
+	replayPage = 200
 	// replayLimit is the most messages a resume replays over the socket; beyond it the
 	// client is told to fetch history over REST.
 	replayLimit = 1000
@@ -51,7 +53,21 @@ type outItem struct {
 	payload []byte
 	sid     string
 	lastSeq int64
+	page    *pageFetch // itemResume: the first page, fetched ahead
 }
+
+// pageFetch is a page of history being fetched ahead of the writer. An agent
+// reconnecting resumes each of its sessions; fetching their first pages while the
+// writer works through them turns dozens of sequential round trips into a few.
+type pageFetch struct {
+	after int64
+	done  chan struct{}
+	res   *sessionv1.ListMessagesResponse
+	err   error
+}
+
+// prefetchers bounds the pages one socket fetches ahead at once.
+const prefetchers = 8
 
 // socket is one customer or agent WebSocket.
 type socket struct {
@@ -73,6 +89,8 @@ type socket struct {
 	// Owned by the writer goroutine.
 	lastSent map[string]int64 // per session: highest seq written; absent = not yet known
 	parked   map[string]bool  // per session: gap too large, waiting for a resume
+
+	prefetch chan struct{} // slots for pages fetched ahead (reader goroutine), made on first use
 }
 
 var errSlowConsumer = errors.New("socket send queue full")
@@ -546,7 +564,27 @@ func (s *socket) handleResume(f frames.Client) {
 		s.sendError(fe.Code, fe.Message, "", f.SessionID)
 		return
 	}
-	s.enqueue(outItem{kind: itemResume, sid: sid, lastSeq: *f.LastSeq})
+	// Queued before the fetch starts, so that anything the fetch misses was published
+	// after the resume item was queued and reaches the writer after it, as fan-out.
+	page := &pageFetch{after: *f.LastSeq, done: make(chan struct{})}
+	s.enqueue(outItem{kind: itemResume, sid: sid, lastSeq: *f.LastSeq, page: page})
+	if s.prefetch == nil {
+		s.prefetch = make(chan struct{}, prefetchers)
+	}
+	slots := s.prefetch
+	go func() {
+		defer close(page.done)
+		select {
+		case slots <- struct{}{}:
+		case <-s.ctx.Done():
+			page.err = s.ctx.Err()
+			return
+		}
+		defer func() { <-slots }()
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		page.res, page.err = s.g.sessions.ListMessages(ctx, &sessionv1.ListMessagesRequest{SessionId: sid, AfterSeq: page.after, Limit: replayPage})
+	}()
 }
 
 // writeLoop is the only writer of the socket.
@@ -608,7 +646,11 @@ func (s *socket) write(it outItem) error {
 		}
 		delete(s.parked, it.sid)
 		delete(s.lastSent, it.sid)
-		return s.replay(it.sid, from, 0, true)
+		var first *pageFetch
+		if it.page != nil && it.page.after == from {
+			first = it.page
+		}
+		return s.replayFrom(it.sid, from, 0, true, first)
 	}
 	acceptedAt, body, err := frames.Decode(it.payload)
 	if err != nil {
@@ -711,13 +753,31 @@ func (s *socket) writeSessionFrame(h head, body []byte) error {
 // yet (a batch still being persisted) is waited for briefly; if it does not come, the
 // client is told to resume later rather than given a gap.
 func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool) error {
+	return s.replayFrom(sid, afterSeq, upTo, isResume, nil)
+}
+
+// replayFrom is replay with the first page possibly fetched ahead (first.after ==
+// afterSeq).
+func (s *socket) replayFrom(sid string, afterSeq, upTo int64, isResume bool, first *pageFetch) error {
 	next := afterSeq
 	sent := 0
 	waited := 0
 	for {
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		res, err := s.g.sessions.ListMessages(ctx, &sessionv1.ListMessagesRequest{SessionId: sid, AfterSeq: next, Limit: 200})
-		cancel()
+		var res *sessionv1.ListMessagesResponse
+		var err error
+		if first != nil {
+			select {
+			case <-first.done:
+			case <-s.ctx.Done():
+				return s.ctx.Err()
+			}
+			res, err = first.res, first.err
+			first = nil
+		} else {
+			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			res, err = s.g.sessions.ListMessages(ctx, &sessionv1.ListMessagesRequest{SessionId: sid, AfterSeq: next, Limit: replayPage})
+			cancel()
+		}
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return s.ctx.Err()
