@@ -40,7 +40,7 @@ func newChannelHarness(t *testing.T) *channelHarness {
 	}
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
 	ctx := context.Background()
-	id, err := newIdentity(ctx, client.Database(dbName), 0)
+	id, err := newIdentity(ctx, client.Database(dbName), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ type metrics struct {
 
 // New prepares the gateway.
 func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
-	id, err := newIdentity(ctx, deps.Mongo, cfg.UserIdleTimeout)
+	id, err := newIdentity(ctx, deps.Mongo, deps.Redis, cfg.UserIdleTimeout)
 	if err != nil {
 		return nil, err
 	}

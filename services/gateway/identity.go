@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -83,7 +84,9 @@ type Principal struct {
 	SessionID string // customers: the one session the token opens
 	Digest    string // of the bearer token, to match revocations
 	perms     map[Permission]bool
-	expires   time.Time
+	expires   time.Time // of this cache entry
+	// tokenExpires is when the token itself ends (customer tokens, for caching).
+	tokenExpires time.Time
 }
 
 type identity struct {
@@ -97,6 +100,9 @@ type identity struct {
 	mu    sync.Mutex
 	cache map[string]Principal // token digest → principal, for cacheTTL
 
+	// rdb caches customer tokens across gateways and restarts (nil: not cached).
+	rdb *redis.Client
+
 	// userIDs remembers which user id an e-mail address belonged to, so that a sign-in
 	// loads the user by _id (FerretDB answers only _id lookups from an index). The
 	// loaded user's address is checked, so a stale entry only costs the slower lookup.
@@ -106,7 +112,14 @@ type identity struct {
 // cacheTTL bounds how long a token stays usable in one gateway after it is revoked.
 const cacheTTL = 5 * time.Second
 
-func newIdentity(ctx context.Context, db *mongo.Database, idleTTL time.Duration) (*identity, error) {
+// customerTokenTTL bounds how long a customer token's session stays cached in Redis
+// (never beyond the token's expiry). Customer tokens are not revoked: they end when
+// they expire.
+const customerTokenTTL = time.Hour
+
+func customerTokenKey(digest string) string { return "hd:auth:ctok:" + digest }
+
+func newIdentity(ctx context.Context, db *mongo.Database, rdb *redis.Client, idleTTL time.Duration) (*identity, error) {
 	err := store.EnsureIndexes(ctx, db,
 		store.Index{Collection: collUsers, Keys: bson.D{{Key: "email", Value: 1}}, Unique: true},
 		store.Index{Collection: collTokens, Keys: bson.D{{Key: "subject", Value: 1}}},
@@ -117,7 +130,7 @@ func newIdentity(ctx context.Context, db *mongo.Database, idleTTL time.Duration)
 		return nil, fmt.Errorf("prepare identity storage: %w", err)
 	}
 	return &identity{orgs: db.Collection(collOrganizations), users: db.Collection(collUsers), tokens: db.Collection(collTokens),
-		apiKeys: db.Collection(collAPIKeys), roles: newRoleStore(db), idleTTL: idleTTL, cache: map[string]Principal{}}, nil
+		apiKeys: db.Collection(collAPIKeys), roles: newRoleStore(db), idleTTL: idleTTL, cache: map[string]Principal{}, rdb: rdb}, nil
 }
 
 // normalizeEmail validates and lower-cases an address.
@@ -321,9 +334,12 @@ func (id *identity) authenticate(ctx context.Context, token string) (Principal, 
 		return p, nil
 	}
 	var err error
-	if kind == tokenAPIKey {
+	switch kind {
+	case tokenAPIKey:
 		p, err = id.resolveAPIKey(ctx, digest, now)
-	} else {
+	case tokenCustomer:
+		p, err = id.resolveCustomerToken(ctx, digest, now)
+	default:
 		p, err = id.resolveToken(ctx, digest, now)
 	}
 	if err != nil {
@@ -343,6 +359,30 @@ func (id *identity) authenticate(ctx context.Context, token string) (Principal, 
 	return p, nil
 }
 
+// resolveCustomerToken serves customer tokens from Redis when it can: after a gateway
+// restart thousands of customers reconnect within a second, and looking each token up
+// in MongoDB would make them wait. The cached entry lives no longer than the token.
+func (id *identity) resolveCustomerToken(ctx context.Context, digest string, now time.Time) (Principal, error) {
+	if id.rdb != nil {
+		pipe := id.rdb.Pipeline()
+		get := pipe.Get(ctx, customerTokenKey(digest))
+		ttl := pipe.PTTL(ctx, customerTokenKey(digest))
+		if _, err := pipe.Exec(ctx); err == nil && get.Val() != "" && ttl.Val() > 0 {
+			return Principal{Kind: tokenCustomer, SessionID: get.Val(), expires: now.Add(min(cacheTTL, ttl.Val()))}, nil
+		}
+	}
+	p, err := id.resolveToken(ctx, digest, now)
+	if err != nil || p.Kind != tokenCustomer {
+		return p, err
+	}
+	if id.rdb != nil {
+		if ttl := min(customerTokenTTL, p.tokenExpires.Sub(now)); ttl > 0 {
+			_ = id.rdb.Set(ctx, customerTokenKey(digest), p.SessionID, ttl).Err()
+		}
+	}
+	return p, nil
+}
+
 // touchEvery bounds how often last-used times are written.
 const touchEvery = time.Minute
 
@@ -358,7 +398,7 @@ func (id *identity) resolveToken(ctx context.Context, digest string, now time.Ti
 		return Principal{}, errBadToken
 	}
 	if doc.Kind == tokenCustomer {
-		return Principal{Kind: tokenCustomer, SessionID: doc.Subject, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt)}, nil
+		return Principal{Kind: tokenCustomer, SessionID: doc.Subject, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt), tokenExpires: doc.ExpiresAt}, nil
 	}
 	if id.idleTTL > 0 && now.Sub(doc.LastUsedAt) > id.idleTTL {
 		_, _ = id.tokens.DeleteOne(ctx, bson.M{"_id": digest})
