@@ -4,8 +4,8 @@
 package redisproc
 
 import (
+	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,8 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 const (
@@ -137,37 +135,48 @@ func (s *Server) Stop(timeout time.Duration) error {
 	return err
 }
 
-// waitForPing polls addr with PING until it answers, the process exits or
-// readyTimeout passes. go-redis retries a failed dial after 100 ms by default,
-// which would make up most of the start time; the loop polls faster.
+// waitForPing polls addr with PING until it answers +PONG (not -LOADING while it
+// reads its append-only file), the process exits or readyTimeout passes. It speaks
+// RESP directly: a client library would log every refused dial while the server
+// starts.
 func waitForPing(addr string, exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-
-	c := redis.NewClient(&redis.Options{
-		Addr:               addr,
-		DialTimeout:        200 * time.Millisecond,
-		DialerRetries:      1,
-		DialerRetryBackoff: func(int) time.Duration { return time.Millisecond },
-		MaxRetries:         -1,
-	})
-	defer c.Close()
-
-	ticker := time.NewTicker(2 * time.Millisecond)
-	defer ticker.Stop()
+	deadline := time.Now().Add(readyTimeout)
+	var last error
 	for {
-		err := c.Ping(ctx).Err()
-		if err == nil {
+		if last = ping(addr); last == nil {
 			return nil
 		}
 		select {
 		case <-exited:
 			return errors.New("exited before answering PING")
-		case <-ctx.Done():
-			return fmt.Errorf("no answer to PING within %v: %w", readyTimeout, err)
-		case <-ticker.C:
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to PING within %v: %w", readyTimeout, last)
 		}
 	}
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if reply != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(reply))
+	}
+	return nil
 }
 
 // freePort asks the kernel for a free loopback port.
