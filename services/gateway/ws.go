@@ -213,13 +213,14 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 	// cancels ctx; closing the connection with a close frame then ends the read loop.
 	// Reads use their own context: a cancelled read would drop the connection
 	// without a close frame.
+	// context.AfterFunc rather than a goroutine waiting on ctx: an idle socket holds
+	// no stack for it.
 	closed := make(chan struct{})
-	go func() {
+	context.AfterFunc(ctx, func() {
 		defer close(closed)
-		<-ctx.Done()
 		code, reason := closeFrame(context.Cause(ctx))
 		_ = conn.Close(code, reason)
-	}()
+	})
 	s.greet()
 	s.readLoop(context.WithoutCancel(ctx))
 	cancel(nil)
@@ -479,9 +480,13 @@ func (s *socket) settleAck(h head) {
 
 // expireAcks acks, without a seq, messages whose frame did not come back in time.
 func (s *socket) expireAcks() {
+	s.mu.Lock()
+	if len(s.pending) == 0 {
+		s.mu.Unlock()
+		return // the common case, every second on every idle socket: allocate nothing
+	}
 	cutoff := time.Now().Add(-ackWait)
 	due := map[string]int{}
-	s.mu.Lock()
 	for k, p := range s.pending {
 		if p.at.Before(cutoff) {
 			due[k] = p.count
