@@ -655,7 +655,7 @@ func (s *socket) write(it outItem) error {
 		if it.page != nil && it.page.after == from {
 			first = it.page
 		}
-		return s.replayFrom(it.sid, from, 0, true, first)
+		return s.replay(it.sid, from, 0, true, first)
 	}
 	acceptedAt, body, err := frames.Decode(it.payload)
 	if err != nil {
@@ -686,7 +686,7 @@ func (s *socket) write(it outItem) error {
 			return nil // already delivered (a replay, or a repeat after a crash)
 		}
 		if known && h.Seq > last+1 {
-			if err := s.replay(h.SessionID, last, h.Seq-1, false); err != nil {
+			if err := s.replay(h.SessionID, last, h.Seq-1, false, nil); err != nil {
 				return err
 			}
 			if s.parked[h.SessionID] {
@@ -746,7 +746,7 @@ func (s *socket) writeSessionFrame(h head, body []byte) error {
 	if newlyMine {
 		// A session just assigned to this agent: bring them the conversation so far.
 		if _, known := s.lastSent[h.SessionID]; !known {
-			return s.replay(h.SessionID, 0, 0, false)
+			return s.replay(h.SessionID, 0, 0, false, nil)
 		}
 	}
 	return nil
@@ -757,13 +757,8 @@ func (s *socket) writeSessionFrame(h head, body []byte) error {
 // until the client has fetched history and resumes again. History that is not there
 // yet (a batch still being persisted) is waited for briefly; if it does not come, the
 // client is told to resume later rather than given a gap.
-func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool) error {
-	return s.replayFrom(sid, afterSeq, upTo, isResume, nil)
-}
-
-// replayFrom is replay with the first page possibly fetched ahead (first.after ==
-// afterSeq).
-func (s *socket) replayFrom(sid string, afterSeq, upTo int64, isResume bool, first *pageFetch) error {
+// first, when not nil, is the first page fetched ahead (first.after == afterSeq).
+func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool, first *pageFetch) error {
 	next := afterSeq
 	sent := 0
 	waited := 0

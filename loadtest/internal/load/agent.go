@@ -97,7 +97,7 @@ func (r *runner) agentLoop(ctx context.Context, a *agent, sock *client.Socket) {
 			r.m.agentsLive.Add(-1)
 		}
 		_ = sock.CloseNow()
-		if r.closing.Load() || ctx.Err() != nil {
+		if r.stopping(ctx) {
 			return
 		}
 		cause := classify(err)
@@ -115,7 +115,7 @@ func (r *runner) agentLoop(ctx context.Context, a *agent, sock *client.Socket) {
 		ep := r.m.dropped(prev, "agent", a.email, cause, time.Now())
 		for {
 			sleep(ctx, bo.next())
-			if r.closing.Load() || ctx.Err() != nil {
+			if r.stopping(ctx) {
 				return
 			}
 			dctx, cancel := context.WithTimeout(ctx, dialTimeout)

@@ -67,7 +67,7 @@ func (r *runner) customer(ctx, rampCtx context.Context, idx int, connected func(
 	var ep *episode
 	first := true
 	for {
-		if r.closing.Load() || ctx.Err() != nil {
+		if r.stopping(ctx) {
 			if first {
 				connected()
 			}
@@ -78,7 +78,7 @@ func (r *runner) customer(ctx, rampCtx context.Context, idx int, connected func(
 		cancel()
 		r.m.ops.Add(1)
 		if err != nil {
-			if r.closing.Load() || ctx.Err() != nil {
+			if r.stopping(ctx) {
 				continue
 			}
 			r.m.errf("socket:dial:"+classify(err), err)
@@ -130,7 +130,7 @@ func (r *runner) customer(ctx, rampCtx context.Context, idx int, connected func(
 			r.m.customersLive.Add(-1)
 		}
 		_ = sock.CloseNow()
-		if r.closing.Load() || ctx.Err() != nil {
+		if r.stopping(ctx) {
 			return
 		}
 		cause := classify(err)

@@ -62,6 +62,11 @@ type runner struct {
 	goPeak   int
 }
 
+// stopping reports that the run is ending: sockets that drop now are not reconnected.
+func (r *runner) stopping(ctx context.Context) bool {
+	return r.closing.Load() || ctx.Err() != nil
+}
+
 func (r *runner) logf(format string, args ...any) {
 	if r.cfg.Log != nil {
 		fmt.Fprintf(r.cfg.Log, "loadtest: "+format+"\n", args...)
