@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,9 +80,15 @@ type Log struct {
 	cfg     Config
 
 	conflicts atomic.Int64 // inserts lost to another replica
+	inserts   atomic.Int64 // insert commands sent (one per batch and attempt)
 
-	turn chan struct{} // a one-slot semaphore: serialises appends and guards tip
+	turn chan struct{} // a one-slot semaphore: serialises commits and guards tip
 	tip  *anchor       // last entry this Log knows of; nil until loaded
+
+	mu    sync.Mutex   // guards queue
+	queue []*appendReq // events waiting for the next batch
+
+	beforeInsert func(ctx context.Context, entries []Entry) // a test hook
 }
 
 // anchor is a (seq, hash) point of the chain: the tip, the head or the checkpoint.
@@ -245,66 +252,202 @@ func fromDoc(d *entryDoc) (Entry, error) {
 // It fails with a fault.InvalidArgument (or TooLarge) error when the event is invalid.
 // The entry is committed once Append returns it, even if the head anchor could not be
 // moved (that is logged; the next append or Verify copes).
+//
+// Concurrent appends are committed together (group commit): while one batch is being
+// written, the events that arrive queue up, and the next caller to take the turn
+// writes all of them with one insert and moves the head once. A burst of N appends
+// thus costs a few round trips instead of 2N serialised ones, and each caller still
+// returns only after its own entry is stored.
 func (l *Log) Append(ctx context.Context, ev Event) (Entry, error) {
 	ev, err := prepare(ev)
 	if err != nil {
 		return Entry{}, err
 	}
-	select {
-	case l.turn <- struct{}{}:
-	case <-ctx.Done():
-		return Entry{}, fmt.Errorf("wait to append audit entry: %w", ctx.Err())
+	if err := ctx.Err(); err != nil {
+		return Entry{}, fmt.Errorf("wait to append audit entry: %w", err)
 	}
-	defer func() { <-l.turn }()
-	return l.appendLocked(ctx, ev)
+	req := &appendReq{ev: ev, done: make(chan struct{})}
+	l.mu.Lock()
+	l.queue = append(l.queue, req)
+	l.mu.Unlock()
+	for {
+		select {
+		case <-req.done:
+			return req.entry, req.err
+		case l.turn <- struct{}{}:
+			l.commitQueued(ctx)
+			<-l.turn
+		case <-ctx.Done():
+			if l.withdraw(req) {
+				return Entry{}, fmt.Errorf("wait to append audit entry: %w", ctx.Err())
+			}
+			// A batch has taken it: its outcome is the answer.
+			<-req.done
+			return req.entry, req.err
+		}
+	}
 }
 
-func (l *Log) appendLocked(ctx context.Context, ev Event) (Entry, error) {
-	if l.tip == nil {
-		if err := l.loadTip(ctx); err != nil {
-			return Entry{}, err
+// appendReq is one caller's event waiting to be committed.
+type appendReq struct {
+	ev    Event
+	entry Entry
+	err   error
+	done  chan struct{} // closed once entry or err is set
+}
+
+func (r *appendReq) finish(e Entry, err error) {
+	r.entry, r.err = e, err
+	close(r.done)
+}
+
+// maxBatch bounds the entries one insert carries.
+const maxBatch = 256
+
+// commitTimeout bounds one batch's writes. A batch carries other callers' events, so
+// it does not stop when the context of the caller writing it ends.
+const commitTimeout = 10 * time.Second
+
+// withdraw removes req from the queue unless a batch has already taken it.
+func (l *Log) withdraw(req *appendReq) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, q := range l.queue {
+		if q == req {
+			l.queue = append(l.queue[:i], l.queue[i+1:]...)
+			return true
 		}
 	}
+	return false
+}
+
+// commitQueued writes the queued events, in batches, until the queue is empty. The
+// caller holds the turn.
+func (l *Log) commitQueued(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	for {
+		l.mu.Lock()
+		n := min(len(l.queue), maxBatch)
+		batch := make([]*appendReq, n)
+		copy(batch, l.queue)
+		l.queue = append(l.queue[:0], l.queue[n:]...)
+		l.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		l.commit(ctx, batch)
+	}
+}
+
+// commit chains batch onto the tip and inserts it, retrying the entries that lose the
+// race for their sequence numbers to another replica. Every request is finished.
+func (l *Log) commit(ctx context.Context, batch []*appendReq) {
+	fail := func(err error) {
+		for _, r := range batch {
+			r.finish(Entry{}, err)
+		}
+	}
+	if l.tip == nil {
+		if err := l.loadTip(ctx); err != nil {
+			fail(err)
+			return
+		}
+	}
+	defer func() {
+		if err := l.advanceHead(ctx, *l.tip); err != nil {
+			l.cfg.Logger.Warn("move audit head", slog.Int64(logkey.Seq, l.tip.Seq), slog.Any(logkey.Error, err))
+		}
+	}()
 	key := l.keys[l.active]
 	for range l.cfg.MaxAttempts {
-		id, err := newID()
-		if err != nil {
-			return Entry{}, err
+		entries := make([]Entry, len(batch))
+		docs := make([]any, len(batch))
+		prev := *l.tip
+		for i, r := range batch {
+			id, err := newID()
+			if err != nil {
+				fail(err)
+				return
+			}
+			e := Entry{
+				Seq:      prev.Seq + 1,
+				ID:       id,
+				Time:     l.cfg.Now().UTC().Truncate(time.Millisecond),
+				KeyID:    l.active,
+				Event:    r.ev,
+				PrevHash: prev.Hash,
+			}
+			e.Hash = entryHash(key, &e)
+			entries[i], docs[i] = e, toDoc(&e)
+			prev = anchor{Seq: e.Seq, Hash: e.Hash}
 		}
-		e := Entry{
-			Seq:      l.tip.Seq + 1,
-			ID:       id,
-			Time:     l.cfg.Now().UTC().Truncate(time.Millisecond),
-			KeyID:    l.active,
-			Event:    ev,
-			PrevHash: l.tip.Hash,
-		}
-		e.Hash = entryHash(key, &e)
-		if e.Seq == 1 {
+		if entries[0].Seq == 1 {
 			// The first append creates the head anchor, so that from now on a
 			// missing head means tampering.
 			if err := l.createHead(ctx); err != nil {
-				return Entry{}, err
+				fail(err)
+				return
 			}
 		}
-		_, err = l.entries.InsertOne(ctx, toDoc(&e))
+		if l.beforeInsert != nil {
+			l.beforeInsert(ctx, entries)
+		}
+		l.inserts.Add(1)
+		_, err := l.entries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 		if err == nil {
-			l.tip = &anchor{Seq: e.Seq, Hash: e.Hash}
-			if err := l.advanceHead(ctx, *l.tip); err != nil {
-				l.cfg.Logger.Warn("move audit head", slog.Int64(logkey.Seq, e.Seq), slog.Any(logkey.Error, err))
+			for i, r := range batch {
+				r.finish(entries[i], nil)
 			}
-			return e, nil
+			l.tip = &prev
+			return
 		}
 		if !store.IsDuplicateKey(err) {
-			return Entry{}, fmt.Errorf("insert audit entry %d: %w", e.Seq, err)
+			fail(fmt.Errorf("insert audit entries %d-%d: %w", entries[0].Seq, prev.Seq, err))
+			return
 		}
-		// Another replica appended first: read the new tip and try again.
+		// Another replica appended first. An ordered insert stops at the first
+		// clash: the entries before it are ours and committed (their hashes say so).
+		n, rerr := l.committedPrefix(ctx, entries)
+		if rerr != nil {
+			fail(rerr)
+			return
+		}
+		for i := range n {
+			batch[i].finish(entries[i], nil)
+		}
+		if n > 0 {
+			l.tip = &anchor{Seq: entries[n-1].Seq, Hash: entries[n-1].Hash}
+		}
+		batch = batch[n:]
+		if len(batch) == 0 {
+			return
+		}
 		l.conflicts.Add(1)
 		if err := l.refreshTip(ctx); err != nil {
-			return Entry{}, err
+			fail(err)
+			return
 		}
 	}
-	return Entry{}, fmt.Errorf("append audit entry: still contended after %d attempts", l.cfg.MaxAttempts)
+	fail(fmt.Errorf("append audit entry: still contended after %d attempts", l.cfg.MaxAttempts))
+}
+
+// committedPrefix returns how many of entries, from the first, are stored as written.
+func (l *Log) committedPrefix(ctx context.Context, entries []Entry) (int, error) {
+	for i, e := range entries {
+		var stored struct {
+			Hash string `bson:"hash"`
+		}
+		err := l.entries.FindOne(ctx, bson.D{{Key: "_id", Value: seqKey(e.Seq)}},
+			options.FindOne().SetProjection(bson.D{{Key: "hash", Value: 1}})).Decode(&stored)
+		if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && stored.Hash != e.Hash) {
+			return i, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read audit entry %d: %w", e.Seq, err)
+		}
+	}
+	return len(entries), nil
 }
 
 // loadTip finds the last entry. It starts from the checkpoint or the head anchor,

@@ -277,6 +277,149 @@ func TestConcurrentAppendsFromTwoLogs(t *testing.T) {
 	mustVerify(t, logs[1])
 }
 
+func TestConcurrentAppendsShareOneInsert(t *testing.T) {
+	t.Parallel()
+	db := testDB(t)
+	l := testLog(t, db, Config{})
+	appendN(t, l, 1, event("agent.create"))
+	// While a batch is being written (the turn is held), the appends that arrive queue
+	// up; the next writer commits all of them with one insert.
+	l.turn <- struct{}{}
+	const waiting = 20
+	var wg sync.WaitGroup
+	entries := make([]Entry, waiting)
+	for i := range waiting {
+		wg.Go(func() {
+			ev := event("auth.login")
+			ev.Summary = map[string]any{"n": i}
+			e, err := l.Append(t.Context(), ev)
+			if err != nil {
+				t.Error(err)
+			}
+			entries[i] = e
+		})
+	}
+	for {
+		l.mu.Lock()
+		n := len(l.queue)
+		l.mu.Unlock()
+		if n == waiting {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := l.inserts.Load()
+	<-l.turn
+	wg.Wait()
+	if n := l.inserts.Load() - before; n != 1 {
+		t.Fatalf("%d inserts for %d queued appends, want 1", n, waiting)
+	}
+	seen := map[int64]bool{}
+	for i, e := range entries {
+		if e.Seq < 2 || e.Seq > waiting+1 || seen[e.Seq] || e.Summary["n"] != int64(i) {
+			t.Fatalf("entry %d: seq %d summary %v", i, e.Seq, e.Summary)
+		}
+		seen[e.Seq] = true
+	}
+	if rep := mustVerify(t, l); rep.Checked != waiting+1 || rep.Head.Seq != waiting+1 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestBatchClashingMidwayKeepsItsPrefix(t *testing.T) {
+	t.Parallel()
+	db := testDB(t)
+	a, b := testLog(t, db, Config{}), testLog(t, db, Config{})
+	appendN(t, a, 1, event("agent.create"))
+	// Another replica appends seq 3 (after a's seq 2) while a's batch of three is on
+	// its way: a's insert keeps seq 2 and clashes at seq 3.
+	a.beforeInsert = func(ctx context.Context, entries []Entry) {
+		if entries[0].Seq != 2 {
+			return
+		}
+		b.tip = &anchor{Seq: 2, Hash: entries[0].Hash}
+		if _, err := b.Append(ctx, event("group.create")); err != nil {
+			t.Error(err)
+		}
+	}
+	a.turn <- struct{}{}
+	var wg sync.WaitGroup
+	got := make([]Entry, 3)
+	for i := range got {
+		wg.Go(func() {
+			ev := event("agent.update")
+			ev.Summary = map[string]any{"n": i}
+			e, err := a.Append(t.Context(), ev)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = e
+		})
+	}
+	for {
+		a.mu.Lock()
+		n := len(a.queue)
+		a.mu.Unlock()
+		if n == len(got) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	<-a.turn
+	wg.Wait()
+	seqs := map[int64]string{}
+	for _, e := range got {
+		seqs[e.Seq] = e.Action
+	}
+	if len(seqs) != 3 || seqs[2] == "" || seqs[4] == "" || seqs[5] == "" {
+		t.Fatalf("a's entries at %v, want 2, 4 and 5", seqs)
+	}
+	if c := a.conflicts.Load(); c != 1 {
+		t.Fatalf("%d conflicts, want 1", c)
+	}
+	rep := mustVerify(t, a)
+	if rep.Checked != 5 || rep.Head.Seq != 5 {
+		t.Fatalf("report %+v", rep)
+	}
+	if e := appendN(t, b, 1, event("agent.create"))[0]; e.Seq != 6 {
+		t.Fatalf("b appends at %d, want 6", e.Seq)
+	}
+}
+
+func TestAppendWithdrawnWhenContextEndsWhileQueued(t *testing.T) {
+	t.Parallel()
+	db := testDB(t)
+	l := testLog(t, db, Config{})
+	l.turn <- struct{}{}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, event("agent.delete"))
+		errc <- err
+	}()
+	for {
+		l.mu.Lock()
+		n := len(l.queue)
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want canceled", err)
+	}
+	<-l.turn
+	// The withdrawn event is not written: the next entry is the first.
+	if e := appendN(t, l, 1, event("agent.create")); e[0].Seq != 1 || e[0].Action != "agent.create" {
+		t.Fatalf("first entry %d %s", e[0].Seq, e[0].Action)
+	}
+	if n, err := db.Collection(DefaultCollection).CountDocuments(t.Context(), bson.D{}); err != nil || n != 1 {
+		t.Fatalf("count = %d, %v", n, err)
+	}
+}
+
 func TestChainKeyRotation(t *testing.T) {
 	t.Parallel()
 	db := testDB(t)
@@ -344,8 +487,9 @@ func TestCanonicalIsStable(t *testing.T) {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	for _, writers := range []int{1, 2} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+	for _, c := range []struct{ writers, callers int }{{1, 1}, {2, 1}, {1, 20}, {2, 20}} {
+		writers := c.writers
+		b.Run(fmt.Sprintf("writers=%d/callers=%d", writers, c.callers), func(b *testing.B) {
 			db := testDB(b)
 			logs := make([]*Log, writers)
 			for i := range logs {
@@ -361,14 +505,20 @@ func BenchmarkAppend(b *testing.B) {
 				if w == 0 {
 					n += b.N % writers
 				}
-				wg.Go(func() {
-					for range n {
-						if _, err := l.Append(context.Background(), ev); err != nil {
-							b.Error(err)
-							return
-						}
+				for k := range c.callers {
+					m := n / c.callers
+					if k == 0 {
+						m += n % c.callers
 					}
-				})
+					wg.Go(func() {
+						for range m {
+							if _, err := l.Append(context.Background(), ev); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
