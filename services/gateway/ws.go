@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/helmdesk/helmdesk/pkg/events"
@@ -43,9 +44,11 @@ const (
 type itemKind uint8
 
 const (
-	itemRaw    itemKind = iota // a complete frame to write as is
-	itemFanout                 // a fan-out payload from the hub
-	itemResume                 // replay a session after lastSeq
+	itemRaw      itemKind = iota // a complete frame to write as is
+	itemFanout                   // a fan-out payload from the hub
+	itemResume                   // replay a session after lastSeq
+	itemPing                     // ping the client (keeps intermediaries from timing out)
+	itemAckSweep                 // ack, without a seq, sends whose frame did not come back
 )
 
 type outItem struct {
@@ -70,14 +73,27 @@ type pageFetch struct {
 const prefetchers = 8
 
 // socket is one customer or agent WebSocket.
+//
+// An idle socket costs little: its reader goroutine waits in a read; a writer
+// goroutine exists only while frames are queued; pings, ack deadlines and presence
+// heartbeats are timers, not goroutines; and the send queue is allocated only while
+// it holds something.
 type socket struct {
 	g      *Gateway
 	conn   *websocket.Conn
 	p      Principal
 	agent  bool
-	out    chan outItem
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+
+	qmu     sync.Mutex
+	queue   []outItem     // frames waiting for the writer; nil when empty
+	qlimit  int           // most frames queued before the socket counts as too slow
+	writing bool          // a writer goroutine is running
+	stopped bool          // the socket has ended: nothing is queued or written any more
+	space   chan struct{} // closed when the queue has room again (a reader waits on it)
+	writers sync.WaitGroup
+	pinger  *time.Timer // the next ping
 
 	mu      sync.Mutex
 	allowed map[string]bool        // agent: sessions this agent may use
@@ -85,6 +101,9 @@ type socket struct {
 	closed  bool                   // customer: the session is closed
 	pending map[string]*pendingAck // acks waiting for their seq, by session + "\x00" + client_msg_id
 	typedAt time.Time              // last typing frame published, for throttling
+	ackTick *time.Timer            // sweeps pending while it is not empty
+	ackDue  bool                   // ackTick is armed or its sweep is queued
+	beat    *time.Timer            // agent: the next presence heartbeat
 
 	// Owned by the writer goroutine.
 	lastSent map[string]int64 // per session: highest seq written; absent = not yet known
@@ -98,17 +117,120 @@ var errSlowConsumer = errors.New("socket send queue full")
 // deliver is called by the hub; it never blocks. A socket too slow to keep up is
 // closed with a resume hint: its client reconnects and resumes from its last seq.
 func (s *socket) deliver(_ string, payload []byte) {
-	select {
-	case s.out <- outItem{kind: itemFanout, payload: payload}:
-	default:
+	s.qmu.Lock()
+	full := len(s.queue) >= s.qlimit
+	if !full {
+		s.pushLocked(outItem{kind: itemFanout, payload: payload})
+	}
+	s.qmu.Unlock()
+	if full {
 		s.cancel(errSlowConsumer)
 	}
 }
 
+// enqueue queues a frame from the reader goroutine. While the queue is full it waits:
+// a client that sends faster than it reads the answers is slowed down, not buffered.
 func (s *socket) enqueue(it outItem) {
-	select {
-	case s.out <- it:
-	case <-s.ctx.Done():
+	for {
+		s.qmu.Lock()
+		if len(s.queue) < s.qlimit || s.stopped {
+			s.pushLocked(it)
+			s.qmu.Unlock()
+			return
+		}
+		if s.space == nil {
+			s.space = make(chan struct{})
+		}
+		wait := s.space
+		s.qmu.Unlock()
+		select {
+		case <-wait:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// push queues a frame of the socket's own (a ping, an ack sweep) regardless of the
+// limit; timers call it.
+func (s *socket) push(it outItem) {
+	s.qmu.Lock()
+	s.pushLocked(it)
+	s.qmu.Unlock()
+}
+
+// pushLocked appends it and starts a writer unless one runs. s.qmu is held.
+func (s *socket) pushLocked(it outItem) {
+	if s.stopped {
+		return
+	}
+	s.queue = append(s.queue, it)
+	if !s.writing {
+		s.writing = true
+		s.writers.Add(1)
+		go s.drain()
+	}
+}
+
+// drain is the writer: the only goroutine writing to the connection, and the owner of
+// lastSent and parked. It ends when the queue is empty; the next frame starts another.
+func (s *socket) drain() {
+	defer s.writers.Done()
+	for {
+		s.qmu.Lock()
+		if s.ctx.Err() != nil {
+			s.stopped = true
+		}
+		if len(s.queue) == 0 || s.stopped {
+			s.queue = nil // an idle socket keeps no queue
+			s.writing = false
+			s.qmu.Unlock()
+			return
+		}
+		it := s.queue[0]
+		s.queue[0] = outItem{}
+		s.queue = s.queue[1:]
+		if s.space != nil {
+			close(s.space)
+			s.space = nil
+		}
+		s.qmu.Unlock()
+		if err := s.write(it); err != nil {
+			s.cancel(err)
+		}
+	}
+}
+
+// stop ends the writer and the timers; the socket writes nothing afterwards.
+func (s *socket) stop() {
+	s.qmu.Lock()
+	s.stopped = true
+	s.queue = nil
+	if s.pinger != nil {
+		s.pinger.Stop()
+	}
+	s.qmu.Unlock()
+	s.writers.Wait()
+	s.mu.Lock()
+	if s.ackTick != nil {
+		s.ackTick.Stop()
+	}
+	if s.beat != nil {
+		s.beat.Stop()
+	}
+	s.mu.Unlock()
+}
+
+// armAckSweepLocked makes sure pending is swept in a second. s.mu is held.
+func (s *socket) armAckSweepLocked() {
+	if s.ackDue {
+		return
+	}
+	s.ackDue = true
+	if s.ackTick == nil {
+		s.ackTick = time.AfterFunc(time.Second, func() { s.push(outItem{kind: itemAckSweep}) })
+	} else {
+		s.ackTick.Reset(time.Second)
 	}
 }
 
@@ -132,9 +254,12 @@ func (s *socket) kind() string {
 	return "customer"
 }
 
-// serveSocket upgrades and runs a socket until either side ends it.
+// serveSocket upgrades the connection and hands the socket to a goroutine of its own.
+// The request's handler returns at once, so the socket keeps neither the handler's
+// deep stack nor the request (its span ends with the upgrade; the socket's logs keep
+// its trace id).
 func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principal, agent bool) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(leanHijacker{w}, r, &websocket.AcceptOptions{
 		// Sockets authenticate with a bearer token, never a cookie, so a foreign
 		// origin cannot ride on a user's session: embedding sites are allowed.
 		InsecureSkipVerify: true,
@@ -143,13 +268,21 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 		return // Accept has written the HTTP error
 	}
 	conn.SetReadLimit(readLimit)
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
-	queue := 64
+	base := trace.ContextWithSpanContext(context.Background(), trace.SpanContextFromContext(r.Context()))
+	ctx, cancel := context.WithCancelCause(base)
+	qlimit := 64
 	if agent {
-		queue = 512
+		qlimit = 512
 	}
-	s := &socket{g: g, conn: conn, p: p, agent: agent, out: make(chan outItem, queue), ctx: ctx, cancel: cancel,
+	s := &socket{g: g, conn: conn, p: p, agent: agent, qlimit: qlimit, ctx: ctx, cancel: cancel,
 		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{}}
+	go s.run()
+}
+
+// run serves the socket until either side ends it.
+func (s *socket) run() {
+	g, p, conn, ctx := s.g, s.p, s.conn, s.ctx
+	defer s.cancel(nil)
 	if !g.track(s) {
 		_ = conn.Close(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is shutting down"}`)
 		return
@@ -160,7 +293,7 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 	defer conns.Dec()
 
 	var channel string
-	if agent {
+	if s.agent {
 		channel = frames.AgentChannel(p.UserID)
 	} else {
 		channel = frames.SessionChannel(p.SessionID)
@@ -171,61 +304,62 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 		return
 	}
 	defer g.hub.unsubscribe(channel, s)
-	if agent {
-		// Presence follows the console socket: connected now, a heartbeat while it stays
-		// open, and away after a grace period once the last socket of the agent is gone.
-		connID := g.rt.Instance + "/" + strconv.FormatUint(g.connSeq.Add(1), 36)
-		beat := func() {
-			bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			if _, err := g.routing.AgentConnected(bctx, &routingv1.AgentConnectedRequest{AgentId: p.UserID, ConnectionId: connID}); err != nil && ctx.Err() == nil {
-				g.log.WarnContext(ctx, "record agent connection", slog.Any(logkey.Error, err))
-			}
-		}
-		beat()
-		go func() {
-			t := time.NewTicker(presenceHeartbeat)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					beat()
-				}
-			}
-		}()
-		defer func() {
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if _, err := g.routing.AgentDisconnected(dctx, &routingv1.AgentDisconnectedRequest{AgentId: p.UserID, ConnectionId: connID}); err != nil {
-				g.log.WarnContext(dctx, "record agent disconnection", slog.Any(logkey.Error, err))
-			}
-		}()
+	s.qmu.Lock()
+	s.pinger = time.AfterFunc(pingEvery, func() { s.push(outItem{kind: itemPing}) })
+	s.qmu.Unlock()
+	// Runs after stop (deferred below): the writer and the timers are gone by then.
+	if s.agent {
+		defer s.startPresence()()
 	}
+	defer s.stop()
 
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		s.writeLoop()
-	}()
 	// Ending the socket from the server side (shutdown, revocation, a slow client)
 	// cancels ctx; closing the connection with a close frame then ends the read loop.
 	// Reads use their own context: a cancelled read would drop the connection
 	// without a close frame.
-	// context.AfterFunc rather than a goroutine waiting on ctx: an idle socket holds
-	// no stack for it.
 	closed := make(chan struct{})
 	context.AfterFunc(ctx, func() {
 		defer close(closed)
 		code, reason := closeFrame(context.Cause(ctx))
 		_ = conn.Close(code, reason)
 	})
+	defer func() { <-closed }()
 	s.greet()
 	s.readLoop(context.WithoutCancel(ctx))
-	cancel(nil)
-	<-writerDone
-	<-closed
+	s.cancel(nil)
+}
+
+// startPresence records the agent's console as connected and keeps it so with a
+// heartbeat while the socket is open; routing marks the agent away after a grace
+// period once their last socket is gone. It returns the disconnect.
+func (s *socket) startPresence() (disconnect func()) {
+	g, ctx := s.g, s.ctx
+	connID := g.rt.Instance + "/" + strconv.FormatUint(g.connSeq.Add(1), 36)
+	beat := func() {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := g.routing.AgentConnected(bctx, &routingv1.AgentConnectedRequest{AgentId: s.p.UserID, ConnectionId: connID}); err != nil && ctx.Err() == nil {
+			g.log.WarnContext(ctx, "record agent connection", slog.Any(logkey.Error, err))
+		}
+	}
+	beat()
+	s.mu.Lock()
+	s.beat = time.AfterFunc(presenceHeartbeat, func() {
+		beat()
+		s.mu.Lock()
+		if ctx.Err() == nil {
+			s.beat.Reset(presenceHeartbeat)
+		}
+		s.mu.Unlock()
+	})
+	s.mu.Unlock()
+	return func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := g.routing.AgentDisconnected(dctx, &routingv1.AgentDisconnectedRequest{AgentId: s.p.UserID, ConnectionId: connID}); err != nil {
+			g.log.WarnContext(dctx, "record agent disconnection", slog.Any(logkey.Error, err))
+		}
+	}
 }
 
 // closeFrame is the close code and reason a socket ends with.
@@ -410,6 +544,7 @@ func (s *socket) handleSend(f frames.Client) {
 	} else {
 		s.pending[key] = &pendingAck{count: 1, at: time.Now()}
 	}
+	s.armAckSweepLocked()
 	s.mu.Unlock()
 	now := time.Now()
 	env, err := events.NewEnvelope(events.TypeInboundMessage, Source, sid, &eventsv1.InboundMessage{
@@ -479,11 +614,13 @@ func (s *socket) settleAck(h head) {
 }
 
 // expireAcks acks, without a seq, messages whose frame did not come back in time.
+// It runs on the writer, every second while any ack is pending.
 func (s *socket) expireAcks() {
 	s.mu.Lock()
+	s.ackDue = false
 	if len(s.pending) == 0 {
 		s.mu.Unlock()
-		return // the common case, every second on every idle socket: allocate nothing
+		return
 	}
 	cutoff := time.Now().Add(-ackWait)
 	due := map[string]int{}
@@ -492,6 +629,9 @@ func (s *socket) expireAcks() {
 			due[k] = p.count
 			delete(s.pending, k)
 		}
+	}
+	if len(s.pending) > 0 {
+		s.armAckSweepLocked()
 	}
 	s.mu.Unlock()
 	for k, n := range due {
@@ -592,35 +732,6 @@ func (s *socket) handleResume(f frames.Client) {
 	}()
 }
 
-// writeLoop is the only writer of the socket.
-func (s *socket) writeLoop() {
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
-	acks := time.NewTicker(time.Second)
-	defer acks.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-acks.C:
-			s.expireAcks()
-		case <-ping.C:
-			ctx, cancel := context.WithTimeout(s.ctx, writeWait)
-			err := s.conn.Ping(ctx)
-			cancel()
-			if err != nil {
-				s.cancel(err)
-				return
-			}
-		case it := <-s.out:
-			if err := s.write(it); err != nil {
-				s.cancel(err)
-				return
-			}
-		}
-	}
-}
-
 func (s *socket) writeRaw(b []byte) error {
 	ctx, cancel := context.WithTimeout(s.ctx, writeWait)
 	defer cancel()
@@ -642,6 +753,19 @@ func (s *socket) write(it outItem) error {
 	switch it.kind {
 	case itemRaw:
 		return s.writeRaw(it.payload)
+	case itemPing:
+		ctx, cancel := context.WithTimeout(s.ctx, writeWait)
+		defer cancel()
+		if err := s.conn.Ping(ctx); err != nil {
+			return err
+		}
+		s.qmu.Lock()
+		s.pinger.Reset(pingEvery)
+		s.qmu.Unlock()
+		return nil
+	case itemAckSweep:
+		s.expireAcks()
+		return nil
 	case itemResume:
 		// The client has everything up to it.lastSeq, and everything this socket
 		// already wrote: replay only what it has seen neither way.

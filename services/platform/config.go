@@ -37,6 +37,7 @@ type Config struct {
 	Instance          string
 	ShutdownTimeout   time.Duration
 	PprofAddr         string
+	GCPercent         int
 
 	EncryptionKeys     string
 	EncryptionKeysFile string
@@ -67,6 +68,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.String(&c.LogFormat, "log-format", "HELMDESK_LOG_FORMAT", "json", "Log format: json or text.")
 	s.String(&c.Instance, "instance", "HELMDESK_INSTANCE", "", "Name of this process in logs, traces and metrics (the pod name in Kubernetes); empty means the host name.")
 	s.String(&c.PprofAddr, "pprof-addr", "HELMDESK_PPROF_ADDR", "", "Address serving Go's /debug/pprof profiles (loopback only, e.g. 127.0.0.1:6060); empty disables it.")
+	s.Int(&c.GCPercent, "gc-percent", "HELMDESK_GC_PERCENT", 0, "Garbage-collector target, as GOGC: how far the heap grows over live memory before a collection, in percent. 0 chooses: GOGC when it is set, else 50 in a process that serves only the gateway (its memory is mostly long-lived sockets, so collecting more often buys much memory for little CPU), else Go's default of 100.")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HELMDESK_SHUTDOWN_TIMEOUT", 20*time.Second, "How long a stopping process waits for in-flight work.")
 	s.Group("Dependencies")
 	s.String(&c.MongoURI, "mongo-uri", "HELMDESK_MONGO_URI", "mongodb://localhost:27017", "MongoDB connection string.")
@@ -116,11 +118,32 @@ func (c *Config) Declare(s *config.Set) {
 		if c.AuditRetention < 180*24*time.Hour {
 			errs = append(errs, errors.New("--audit-retention must be at least 180 days (4320h)"))
 		}
+		if c.GCPercent < 0 || (c.GCPercent > 0 && c.GCPercent < 10) || c.GCPercent > 1000 {
+			errs = append(errs, errors.New("--gc-percent must be 0 (automatic) or between 10 and 1000"))
+		}
 		if c.MongoDatabase == "" {
 			errs = append(errs, errors.New("--mongo-database must not be empty"))
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// gatewayGCPercent is the collector target of a process serving only the gateway.
+const gatewayGCPercent = 50
+
+// gcPercent is the collector target to set for a process running services, or 0 to
+// leave Go's (GOGC, or 100).
+func gcPercent(configured int, services []string, getenv func(string) string) int {
+	switch {
+	case configured > 0:
+		return configured
+	case getenv("GOGC") != "":
+		return 0
+	case slices.Equal(services, []string{"gateway"}):
+		return gatewayGCPercent
+	default:
+		return 0
+	}
 }
 
 // Select validates a list of service names; empty means all.

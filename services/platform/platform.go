@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -68,6 +69,10 @@ func New(ctx context.Context, cfg Config, services []string, logOut io.Writer, g
 		return nil, err
 	}
 	logger = logger.With(slog.String(logkey.Instance, cfg.Instance))
+	if pct := gcPercent(cfg.GCPercent, services, getenv); pct > 0 {
+		debug.SetGCPercent(pct)
+		logger.Info("garbage collector target set", slog.Int("gc_percent", pct))
+	}
 	tp, err := observability.NewTracerProvider(ctx, "helmdesk", cfg.Instance, getenv)
 	if err != nil {
 		return nil, err

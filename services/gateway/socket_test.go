@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/helmdesk/helmdesk/pkg/frames"
+)
+
+// socketPair returns a server-side socket (its writer only, no reader or hub) and the
+// client end of its connection.
+func socketPair(t *testing.T, qlimit int) (*socket, *websocket.Conn) {
+	t.Helper()
+	conns := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(leanHijacker{w}, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conns <- c
+	}))
+	t.Cleanup(srv.Close)
+	client, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadLimit(1 << 20)
+	t.Cleanup(func() { client.CloseNow() })
+	conn := <-conns
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &socket{g: &Gateway{}, conn: conn, qlimit: qlimit, ctx: ctx, cancel: cancel,
+		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{}}
+	t.Cleanup(func() {
+		cancel(nil)
+		s.stop()
+		conn.CloseNow()
+	})
+	return s, client
+}
+
+func fanout(t *testing.T, body string) []byte {
+	t.Helper()
+	b, err := frames.Encode(time.Time{}, map[string]string{"type": "notice", "body": body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writerState reports whether a writer runs and whether a queue is held.
+func writerState(s *socket) (writing, queued bool) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.writing, s.queue != nil
+}
+
+func TestIdleSocketHoldsNoWriterOrQueue(t *testing.T) {
+	s, client := socketPair(t, 64)
+	for _, body := range []string{"one", "two", "three"} {
+		s.deliver("ch", fanout(t, body))
+	}
+	for _, want := range []string{"one", "two", "three"} {
+		_, b, err := client.Read(t.Context())
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Fatalf("read %q, %v; want %s", b, err, want)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		writing, queued := writerState(s)
+		if !writing && !queued {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the queue drained: writing %v, queue held %v", writing, queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The next frame starts a writer again.
+	s.deliver("ch", fanout(t, "four"))
+	if _, b, err := client.Read(t.Context()); err != nil || !strings.Contains(string(b), "four") {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}
+
+func TestSlowSocketIsClosedWithResumeHint(t *testing.T) {
+	s, _ := socketPair(t, 8)
+	// The client reads nothing: once the connection's buffers are full the writer
+	// blocks, the queue fills, and the next delivery ends the socket.
+	big := strings.Repeat("x", 256<<10)
+	for i := 0; i < 1000 && s.ctx.Err() == nil; i++ {
+		s.deliver("ch", fanout(t, big))
+	}
+	if !errors.Is(context.Cause(s.ctx), errSlowConsumer) {
+		t.Fatalf("cause = %v, want the slow-consumer error", context.Cause(s.ctx))
+	}
+	if code, reason := closeFrame(context.Cause(s.ctx)); code != websocket.StatusTryAgainLater || !strings.Contains(reason, `"reconnect":true`) {
+		t.Fatalf("close frame %d %s", code, reason)
+	}
+}
+
+func TestReaderWaitsForRoomInTheQueue(t *testing.T) {
+	s, client := socketPair(t, 2)
+	big := strings.Repeat("y", 512<<10)
+	// Fill the connection and the queue without reading, until the writer is stuck
+	// (the queue stays full).
+	queued := func() int {
+		s.qmu.Lock()
+		defer s.qmu.Unlock()
+		return len(s.queue)
+	}
+	for stuck := 0; stuck < 3; {
+		if queued() < s.qlimit {
+			stuck = 0
+			s.enqueue(outItem{kind: itemRaw, payload: []byte(`{"type":"notice","body":"` + big + `"}`)})
+			continue
+		}
+		stuck++
+		time.Sleep(100 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.enqueue(outItem{kind: itemRaw, payload: []byte(`{"type":"last"}`)})
+	}()
+	select {
+	case <-done:
+		t.Fatal("enqueue returned while the queue was full")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if s.ctx.Err() != nil {
+		t.Fatalf("a full queue ended the socket from the reader's side: %v", context.Cause(s.ctx))
+	}
+	// Reading makes room; the waiting frame goes out last, nothing is lost.
+	for {
+		_, b, err := client.Read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) == `{"type":"last"}` {
+			break
+		}
+	}
+	<-done
+}

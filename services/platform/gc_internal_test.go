@@ -1,0 +1,56 @@
+package platform
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/helmdesk/helmdesk/pkg/config"
+)
+
+func TestGCPercent(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		configured int
+		services   []string
+		getenv     func(string) string
+		want       int
+	}{
+		{"gateway alone", 0, []string{"gateway"}, env(), gatewayGCPercent},
+		{"gateway with others", 0, []string{"routing", "session", "gateway"}, env(), 0},
+		{"session alone", 0, []string{"session"}, env(), 0},
+		{"GOGC wins over the automatic choice", 0, []string{"gateway"}, env("GOGC", "200"), 0},
+		{"configured wins over GOGC", 80, []string{"session"}, env("GOGC", "200"), 80},
+	} {
+		if got := gcPercent(tc.configured, tc.services, tc.getenv); got != tc.want {
+			t.Errorf("%s: gcPercent = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestGCPercentBounds(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{{"0", true}, {"10", true}, {"1000", true}, {"5", false}, {"-1", false}, {"1001", false}, {"lots", false}} {
+		var c Config
+		s := config.NewSet("test")
+		c.Declare(s)
+		_, err := s.Parse([]string{"--gc-percent=" + tc.value}, func(string) string { return "" })
+		if tc.ok && err != nil {
+			t.Errorf("--gc-percent=%s: %v", tc.value, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "gc-percent")) {
+			t.Errorf("--gc-percent=%s: err = %v, want one naming the setting", tc.value, err)
+		}
+	}
+}
