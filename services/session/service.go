@@ -365,6 +365,17 @@ func (s *Service) ListSessions(ctx context.Context, f sessionFilter) ([]Session,
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return nil, "", fault.Invalid("created_from", "invalid_time_range", "created_from must be before created_to")
 	}
+	if f.assignedToOnly() {
+		list, more, err := s.assignedTo(ctx, f.AgentID, f.Limit)
+		if err != nil {
+			return nil, "", err
+		}
+		next := ""
+		if more {
+			next = list[len(list)-1].ID
+		}
+		return list, next, nil
+	}
 	f.Limit++
 	list, err := s.repo.listSessions(ctx, f)
 	if err != nil {

@@ -164,9 +164,13 @@ return 1
 
 // setAgent records the session's agent and status. A missing state is left missing:
 // it is rebuilt from MongoDB, which already has the assignment, on the next write.
+// An assignment is also added to the agent's index (agentindex.go).
 func (s *stateStore) setAgent(ctx context.Context, sid, agentID string, status Status) error {
 	if err := setAgentScript.Run(ctx, s.rdb, []string{stateKey(sid)}, agentID, string(status)).Err(); err != nil {
 		return fmt.Errorf("record agent of session %s: %w", sid, err)
+	}
+	if status == StatusAssigned && agentID != "" {
+		return s.indexAssigned(ctx, agentID, sid)
 	}
 	return nil
 }

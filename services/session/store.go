@@ -152,6 +152,13 @@ type sessionFilter struct {
 	Limit             int
 }
 
+// assignedToOnly reports whether f asks for exactly the sessions an agent serves now
+// (an agent console's list), which the agent index answers.
+func (f sessionFilter) assignedToOnly() bool {
+	return f.AgentID != "" && !f.IncludePastAgents && f.Status == StatusAssigned && f.Group == "" && f.Channel == "" &&
+		f.CustomerID == "" && f.UserID == "" && f.From.IsZero() && f.To.IsZero() && f.Before == ""
+}
+
 // listSessions lists sessions newest first. Session ids are UUIDv7, so their order is
 // creation order and the last id of a page is the cursor of the next.
 func (r *repo) listSessions(ctx context.Context, f sessionFilter) ([]Session, error) {
