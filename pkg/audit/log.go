@@ -275,7 +275,7 @@ func (l *Log) Append(ctx context.Context, ev Event) (Entry, error) {
 		case <-req.done:
 			return req.entry, req.err
 		case l.turn <- struct{}{}:
-			l.commitQueued(ctx)
+			l.commitQueued(ctx, req)
 			<-l.turn
 		case <-ctx.Done():
 			if l.withdraw(req) {
@@ -321,12 +321,18 @@ func (l *Log) withdraw(req *appendReq) bool {
 	return false
 }
 
-// commitQueued writes the queued events, in batches, until the queue is empty. The
-// caller holds the turn.
-func (l *Log) commitQueued(ctx context.Context) {
+// commitQueued writes the queued events, in batches, until req's is written (so that
+// a caller does not keep committing others' events under sustained load). The caller
+// holds the turn.
+func (l *Log) commitQueued(ctx context.Context, req *appendReq) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	for {
+		select {
+		case <-req.done:
+			return
+		default:
+		}
 		l.mu.Lock()
 		n := min(len(l.queue), maxBatch)
 		batch := make([]*appendReq, n)
