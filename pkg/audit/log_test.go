@@ -277,6 +277,19 @@ func TestConcurrentAppendsFromTwoLogs(t *testing.T) {
 	mustVerify(t, logs[1])
 }
 
+// waitQueued waits until n appends wait in l's queue.
+func waitQueued(l *Log, n int) {
+	for {
+		l.mu.Lock()
+		queued := len(l.queue)
+		l.mu.Unlock()
+		if queued == n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestConcurrentAppendsShareOneInsert(t *testing.T) {
 	t.Parallel()
 	db := testDB(t)
@@ -299,15 +312,7 @@ func TestConcurrentAppendsShareOneInsert(t *testing.T) {
 			entries[i] = e
 		})
 	}
-	for {
-		l.mu.Lock()
-		n := len(l.queue)
-		l.mu.Unlock()
-		if n == waiting {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(l, waiting)
 	before := l.inserts.Load()
 	<-l.turn
 	wg.Wait()
@@ -356,15 +361,7 @@ func TestBatchClashingMidwayKeepsItsPrefix(t *testing.T) {
 			got[i] = e
 		})
 	}
-	for {
-		a.mu.Lock()
-		n := len(a.queue)
-		a.mu.Unlock()
-		if n == len(got) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(a, len(got))
 	<-a.turn
 	wg.Wait()
 	seqs := map[int64]string{}
@@ -397,15 +394,7 @@ func TestAppendWithdrawnWhenContextEndsWhileQueued(t *testing.T) {
 		_, err := l.Append(ctx, event("agent.delete"))
 		errc <- err
 	}()
-	for {
-		l.mu.Lock()
-		n := len(l.queue)
-		l.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(l, 1)
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want canceled", err)
