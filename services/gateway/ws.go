@@ -381,7 +381,7 @@ func (s *socket) greet() {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	if !s.agent {
-		res, err := s.g.sessions.GetSession(ctx, &sessionv1.GetSessionRequest{SessionId: s.p.SessionID})
+		res, err := s.g.sessions.GetSession(ctx, &sessionv1.GetSessionRequest{SessionId: s.p.SessionID, Summary: true})
 		if err != nil {
 			s.sendError("unavailable", "could not load the session; it is still open, resume later", "", s.p.SessionID)
 			return
@@ -393,7 +393,7 @@ func (s *socket) greet() {
 		s.sendFrame(sessionFrame(res.GetSession()))
 		return
 	}
-	res, err := s.g.sessions.ListSessions(ctx, &sessionv1.ListSessionsRequest{AgentId: s.p.UserID, Status: sessionv1.Status_STATUS_ASSIGNED, Limit: 500})
+	res, err := s.g.sessions.ListSessions(ctx, &sessionv1.ListSessionsRequest{AgentId: s.p.UserID, Status: sessionv1.Status_STATUS_ASSIGNED, Limit: 500, Summary: true})
 	if err != nil {
 		s.sendError("unavailable", "could not list your sessions; resume later", "", "")
 		return

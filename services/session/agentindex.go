@@ -85,8 +85,9 @@ func (s *stateStore) indexAssigned(ctx context.Context, agentID, sid string) err
 }
 
 // assignedTo returns the sessions assigned to agentID, newest first, at most limit
-// (and whether there are more).
-func (s *Service) assignedTo(ctx context.Context, agentID string, limit int) ([]Session, bool, error) {
+// (and whether there are more). With summary, sessions are read from their state in
+// Redis where it is there (see SessionSummary).
+func (s *Service) assignedTo(ctx context.Context, agentID string, limit int, summary bool) ([]Session, bool, error) {
 	key := agentIndexKey(agentID)
 	fields, err := s.state.rdb.HGetAll(ctx, key).Result()
 	if err != nil {
@@ -106,7 +107,18 @@ func (s *Service) assignedTo(ctx context.Context, agentID string, limit int) ([]
 		if strings.HasPrefix(id, "~") {
 			continue
 		}
-		sess, err := s.repo.getSession(ctx, id)
+		var sess Session
+		var ok bool
+		var err error
+		if summary {
+			sess, ok, err = s.state.summary(ctx, id)
+			if err != nil {
+				return nil, false, err
+			}
+		}
+		if !ok {
+			sess, err = s.repo.getSession(ctx, id)
+		}
 		if err != nil && !fault.Is(err, fault.NotFound) {
 			return nil, false, err
 		}

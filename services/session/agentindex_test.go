@@ -71,7 +71,7 @@ func TestAgentIndexFollowsAssignments(t *testing.T) {
 	if err := f.svc.repo.close(ctx, "s2", "agent:a1", "done", time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.state.setAgent(ctx, "s2", "a1", StatusClosed); err != nil {
+	if err := f.svc.state.setAgent(ctx, "s2", "a1", "", StatusClosed); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.assignedList(t, "a1"); got != "" {

@@ -40,7 +40,11 @@ func (p *grpcPort) CreateSession(ctx context.Context, req *sessionv1.CreateSessi
 }
 
 func (p *grpcPort) GetSession(ctx context.Context, req *sessionv1.GetSessionRequest) (*sessionv1.GetSessionResponse, error) {
-	sess, err := p.svc.GetSession(ctx, req.GetSessionId())
+	get := p.svc.GetSession
+	if req.GetSummary() {
+		get = p.svc.SessionSummary
+	}
+	sess, err := get(ctx, req.GetSessionId())
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +62,7 @@ func (p *grpcPort) ListSessions(ctx context.Context, req *sessionv1.ListSessions
 	}
 	f := sessionFilter{
 		AgentID: req.GetAgentId(), IncludePastAgents: req.GetIncludePastAgents(), Status: status, Group: req.GetGroup(), Channel: req.GetChannel(),
-		CustomerID: req.GetCustomerId(), UserID: req.GetUserId(), Before: req.GetCursor(), Limit: int(req.GetLimit()),
+		CustomerID: req.GetCustomerId(), UserID: req.GetUserId(), Before: req.GetCursor(), Limit: int(req.GetLimit()), Summary: req.GetSummary(),
 	}
 	if req.GetCreatedFrom() != nil {
 		f.From = req.GetCreatedFrom().AsTime()

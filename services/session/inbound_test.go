@@ -70,6 +70,18 @@ func (f *fixture) newSession(t *testing.T, id, agent string) {
 	}
 }
 
+// newSessionState installs a stored session's state again (after a drop).
+func (f *fixture) newSessionState(t *testing.T, id string) {
+	t.Helper()
+	s, err := f.svc.repo.getSession(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.state.create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type in struct{ sid, cmid, text string }
 
 var offset int64

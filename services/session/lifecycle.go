@@ -100,7 +100,7 @@ func (s *Service) Close(ctx context.Context, sid string, by Actor, reason string
 		return Session{}, err
 	}
 	sess.Status, sess.ClosedAt, sess.ClosedBy, sess.CloseReason = StatusClosed, &now, actorLabel(by), reason
-	if err := s.state.setAgent(ctx, sid, sess.AgentID, StatusClosed); err != nil {
+	if err := s.state.setAgent(ctx, sid, sess.AgentID, sess.Group, StatusClosed); err != nil {
 		return Session{}, err
 	}
 	s.deps.Redis.ZRem(ctx, activityKey, sid)
@@ -188,7 +188,7 @@ func (s *Service) Transfer(ctx context.Context, sid string, by Actor, toAgent, t
 		}
 		sess.Status, sess.AgentID, sess.Group, sess.QueuePosition = StatusQueued, "", res.GetGroup(), res.GetQueuePosition()
 	}
-	if err := s.state.setAgent(ctx, sid, sess.AgentID, sess.Status); err != nil {
+	if err := s.state.setAgent(ctx, sid, sess.AgentID, sess.Group, sess.Status); err != nil {
 		return Session{}, err
 	}
 	text := "The conversation was transferred"

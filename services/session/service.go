@@ -223,6 +223,9 @@ func (s *Service) CreateSession(ctx context.Context, in CreateSessionInput) (Ses
 			if err := s.repo.setQueued(ctx, sess.ID, res.GetGroup()); err != nil {
 				return Session{}, err
 			}
+			if err := s.state.setAgent(ctx, sess.ID, "", res.GetGroup(), StatusQueued); err != nil {
+				return Session{}, err
+			}
 		}
 	}
 	return sess, nil
@@ -246,7 +249,7 @@ func (s *Service) applyAssignment(ctx context.Context, before *Session, sid, age
 	if err := s.repo.setAssigned(ctx, sid, agentID, group, at); err != nil {
 		return false, err
 	}
-	if err := s.state.setAgent(ctx, sid, agentID, StatusAssigned); err != nil {
+	if err := s.state.setAgent(ctx, sid, agentID, group, StatusAssigned); err != nil {
 		return false, err
 	}
 	if err := s.repo.setCustomerLastAgent(ctx, before.CustomerID, agentID); err != nil {
@@ -290,6 +293,25 @@ func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
 		sess.LastSeq = n
 	} else if last, err := s.repo.lastMessages(ctx, id, 1); err == nil && len(last) == 1 {
 		sess.LastSeq = last[0].Seq
+	}
+	if sess.Status == StatusQueued {
+		if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
+			sess.QueuePosition = q.GetQueuePosition()
+		}
+	}
+	return sess, nil
+}
+
+// SessionSummary returns what a socket's greeting needs of a session: id, status,
+// agent, group, last seq, queue position and whether it was rated (CSAT set, score 0).
+// It is read from the session's state in Redis, and from MongoDB when that is missing.
+func (s *Service) SessionSummary(ctx context.Context, id string) (Session, error) {
+	if id == "" {
+		return Session{}, fault.Invalid("session_id", "invalid_session_id", "session_id is required")
+	}
+	sess, ok, err := s.state.summary(ctx, id)
+	if err != nil || !ok {
+		return s.GetSession(ctx, id)
 	}
 	if sess.Status == StatusQueued {
 		if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
@@ -366,7 +388,7 @@ func (s *Service) ListSessions(ctx context.Context, f sessionFilter) ([]Session,
 		return nil, "", fault.Invalid("created_from", "invalid_time_range", "created_from must be before created_to")
 	}
 	if f.assignedToOnly() {
-		list, more, err := s.assignedTo(ctx, f.AgentID, f.Limit)
+		list, more, err := s.assignedTo(ctx, f.AgentID, f.Limit, f.Summary)
 		if err != nil {
 			return nil, "", err
 		}

@@ -21,13 +21,16 @@ func stateKey(sid string) string  { return "hd:sess:{" + sid + "}" }
 func idsKey(sid string) string    { return "hd:sess:{" + sid + "}:ids" }
 func recentKey(sid string) string { return "hd:sess:{" + sid + "}:recent" }
 
+// claimKey marks a one-time step of a session (closed, csat) as taken.
+func claimKey(sid, step string) string { return "hd:sess:{" + sid + "}:" + step }
+
 // initStateScript installs state loaded from MongoDB unless another writer did first.
-// ARGV: ttl, seq, agent, status, first_response(0|1), then id, seq pairs.
+// ARGV: ttl, seq, agent, status, first_response(0|1), group, then id, seq pairs.
 var initStateScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'seq') == 1 then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'agent', ARGV[3], 'status', ARGV[4], 'fr', ARGV[5])
-for i = 6, #ARGV, 2 do
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'agent', ARGV[3], 'status', ARGV[4], 'fr', ARGV[5], 'group', ARGV[6])
+for i = 7, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -124,7 +127,7 @@ func (s *stateStore) assignAll(ctx context.Context, order []string, ids map[stri
 // install loads state built from MongoDB.
 func (s *stateStore) install(ctx context.Context, sess Session, recent []Message) error {
 	var last int64
-	args := []any{int(s.ttl.Seconds()), 0, sess.AgentID, string(sess.Status), boolFlag(sess.FirstResponseAt != nil)}
+	args := []any{int(s.ttl.Seconds()), 0, sess.AgentID, string(sess.Status), boolFlag(sess.FirstResponseAt != nil), sess.Group}
 	for _, m := range recent {
 		last = max(last, m.Seq)
 		args = append(args, m.ClientMsgID, m.Seq)
@@ -158,15 +161,15 @@ func (s *stateStore) drop(ctx context.Context, sid string) error {
 
 var setAgentScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'status', ARGV[2])
+redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'status', ARGV[2], 'group', ARGV[3])
 return 1
 `)
 
-// setAgent records the session's agent and status. A missing state is left missing:
+// setAgent records the session's agent, status and group. A missing state is left missing:
 // it is rebuilt from MongoDB, which already has the assignment, on the next write.
 // An assignment is also added to the agent's index (agentindex.go).
-func (s *stateStore) setAgent(ctx context.Context, sid, agentID string, status Status) error {
-	if err := setAgentScript.Run(ctx, s.rdb, []string{stateKey(sid)}, agentID, string(status)).Err(); err != nil {
+func (s *stateStore) setAgent(ctx context.Context, sid, agentID, group string, status Status) error {
+	if err := setAgentScript.Run(ctx, s.rdb, []string{stateKey(sid)}, agentID, string(status), group).Err(); err != nil {
 		return fmt.Errorf("record agent of session %s: %w", sid, err)
 	}
 	if status == StatusAssigned && agentID != "" {
@@ -182,6 +185,34 @@ func (s *stateStore) claimFirstResponse(ctx context.Context, sid string) (bool, 
 		return false, fmt.Errorf("claim first response of %s: %w", sid, err)
 	}
 	return n == 1, nil
+}
+
+// summary returns the session as its state in Redis has it (see Session.summary), and
+// false when there is no state (or only state from before it kept the group).
+func (s *stateStore) summary(ctx context.Context, sid string) (Session, bool, error) {
+	pipe := s.rdb.Pipeline()
+	st := pipe.HMGet(ctx, stateKey(sid), "seq", "agent", "status", "group")
+	rated := pipe.Exists(ctx, claimKey(sid, "csat"))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Session{}, false, fmt.Errorf("read state of session %s: %w", sid, err)
+	}
+	v := st.Val()
+	seqStr, _ := v[0].(string)
+	status, _ := v[2].(string)
+	group, hasGroup := v[3].(string)
+	if seqStr == "" || status == "" || !hasGroup {
+		return Session{}, false, nil
+	}
+	seq, err := strconv.ParseInt(seqStr, 10, 64)
+	if err != nil {
+		return Session{}, false, fmt.Errorf("seq of session %s is %q: %w", sid, seqStr, err)
+	}
+	agent, _ := v[1].(string)
+	sess := Session{ID: sid, Status: Status(status), AgentID: agent, Group: group, LastSeq: seq}
+	if rated.Val() == 1 {
+		sess.CSAT = &CSAT{}
+	}
+	return sess, true, nil
 }
 
 func (s *stateStore) lastSeq(ctx context.Context, sid string) (int64, bool, error) {
@@ -242,7 +273,7 @@ func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq int64
 // claim takes a once-per-session step (closing, rating) atomically across replicas;
 // it reports false when someone took it before.
 func (s *stateStore) claim(ctx context.Context, sid, step string) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, "hd:sess:{"+sid+"}:"+step, 1, 30*24*time.Hour).Result()
+	ok, err := s.rdb.SetNX(ctx, claimKey(sid, step), 1, 30*24*time.Hour).Result()
 	if err != nil {
 		return false, fmt.Errorf("claim %s of session %s: %w", step, sid, err)
 	}
@@ -251,5 +282,5 @@ func (s *stateStore) claim(ctx context.Context, sid, step string) (bool, error) 
 
 // unclaim gives a step back when it could not be completed.
 func (s *stateStore) unclaim(ctx context.Context, sid, step string) {
-	s.rdb.Del(ctx, "hd:sess:{"+sid+"}:"+step)
+	s.rdb.Del(ctx, claimKey(sid, step))
 }

@@ -150,6 +150,8 @@ type sessionFilter struct {
 	From, To          time.Time
 	Before            string // session id cursor: only sessions created before it
 	Limit             int
+	// Summary allows sessions as SessionSummary has them (where that is cheaper).
+	Summary bool
 }
 
 // assignedToOnly reports whether f asks for exactly the sessions an agent serves now

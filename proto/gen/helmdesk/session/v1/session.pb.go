@@ -496,8 +496,13 @@ func (x *CreateSessionResponse) GetSession() *Session {
 }
 
 type GetSessionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// Only what a socket's greeting needs: id, status, agent_id, group, last_seq,
+	// queue_position and whether csat is set (a csat with score 0 when it is). Served
+	// from the session's state in Redis when it is there, so that a reconnect storm
+	// does not read every session from MongoDB.
+	Summary       bool `protobuf:"varint,2,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -537,6 +542,13 @@ func (x *GetSessionRequest) GetSessionId() string {
 		return x.SessionId
 	}
 	return ""
+}
+
+func (x *GetSessionRequest) GetSummary() bool {
+	if x != nil {
+		return x.Summary
+	}
+	return false
 }
 
 type GetSessionResponse struct {
@@ -599,8 +611,10 @@ type ListSessionsRequest struct {
 	Cursor string `protobuf:"bytes,10,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// Sessions of agent_id now or before: include sessions the agent was transferred away from.
 	IncludePastAgents bool `protobuf:"varint,11,opt,name=include_past_agents,json=includePastAgents,proto3" json:"include_past_agents,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Summaries only, as for GetSessionRequest.summary.
+	Summary       bool `protobuf:"varint,12,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSessionsRequest) Reset() {
@@ -706,6 +720,13 @@ func (x *ListSessionsRequest) GetCursor() string {
 func (x *ListSessionsRequest) GetIncludePastAgents() bool {
 	if x != nil {
 		return x.IncludePastAgents
+	}
+	return false
+}
+
+func (x *ListSessionsRequest) GetSummary() bool {
+	if x != nil {
+		return x.Summary
 	}
 	return false
 }
@@ -1810,12 +1831,13 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\bpage_url\x18\x03 \x01(\tR\apageUrl\x121\n" +
 	"\aprofile\x18\x04 \x01(\v2\x17.google.protobuf.StructR\aprofile\"O\n" +
 	"\x15CreateSessionResponse\x126\n" +
-	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"2\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"L\n" +
 	"\x11GetSessionRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\tR\tsessionId\"L\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n" +
+	"\asummary\x18\x02 \x01(\bR\asummary\"L\n" +
 	"\x12GetSessionResponse\x126\n" +
-	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"\xa7\x03\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"\xc1\x03\n" +
 	"\x13ListSessionsRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x123\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1b.helmdesk.session.v1.StatusR\x06status\x12\x14\n" +
@@ -1830,7 +1852,8 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"created_to\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedTo\x12\x16\n" +
 	"\x06cursor\x18\n" +
 	" \x01(\tR\x06cursor\x12.\n" +
-	"\x13include_past_agents\x18\v \x01(\bR\x11includePastAgents\"q\n" +
+	"\x13include_past_agents\x18\v \x01(\bR\x11includePastAgents\x12\x18\n" +
+	"\asummary\x18\f \x01(\bR\asummary\"q\n" +
 	"\x14ListSessionsResponse\x128\n" +
 	"\bsessions\x18\x01 \x03(\v2\x1c.helmdesk.session.v1.SessionR\bsessions\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
