@@ -75,19 +75,35 @@ func retryable(code string) bool {
 	}, code)
 }
 
-// backoff is the reconnect delay: 100 ms doubling to 2 s, each ±20%.
-type backoff struct{ d time.Duration }
+// backoff is the reconnect delay of the console and widget (shared/chat.ts): 100 ms
+// doubling to 1 s for the first quickAttempts attempts, while the server is likely
+// coming back, then doubling to 10 s; each delay jittered to 50-100%.
+type backoff struct {
+	d        time.Duration
+	attempts int
+}
+
+const (
+	quickAttempts = 15
+	quickCap      = time.Second
+	slowCap       = 10 * time.Second
+)
 
 func (b *backoff) next() time.Duration {
+	limit := quickCap
+	if b.attempts >= quickAttempts {
+		limit = slowCap
+	}
+	b.attempts++
 	if b.d == 0 {
 		b.d = 100 * time.Millisecond
 	} else {
-		b.d = min(2*b.d, 2*time.Second)
+		b.d = min(2*b.d, limit)
 	}
-	return time.Duration(float64(b.d) * (0.8 + 0.4*rand.Float64()))
+	return time.Duration(float64(b.d) * (0.5 + 0.5*rand.Float64()))
 }
 
-func (b *backoff) reset() { b.d = 0 }
+func (b *backoff) reset() { *b = backoff{} }
 
 // sleep waits d unless ctx ends first; it reports whether to carry on.
 func sleep(ctx context.Context, d time.Duration) bool {

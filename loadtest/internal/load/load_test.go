@@ -103,17 +103,23 @@ func TestQueue(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	var b backoff
-	for i := range 10 {
+	for i := range quickAttempts + 3 {
 		d := b.next()
-		if d < 80*time.Millisecond || d > 2400*time.Millisecond {
-			t.Fatalf("attempt %d: %v outside 100ms..2s ±20%%", i, d)
+		if d < 50*time.Millisecond || d > slowCap {
+			t.Fatalf("attempt %d: %v outside 100ms..10s, 50-100%%", i, d)
 		}
-		if i > 6 && d < 1600*time.Millisecond {
-			t.Fatalf("attempt %d: %v, want the 2s cap (±20%%)", i, d)
+		if i < quickAttempts && d > quickCap {
+			t.Fatalf("attempt %d: %v over the quick cap %v", i, d, quickCap)
+		}
+		if i > 3 && i < quickAttempts && d < quickCap/2 {
+			t.Fatalf("attempt %d: %v, want the quick cap (50-100%%)", i, d)
+		}
+		if i == quickAttempts+2 && d < 2*quickCap {
+			t.Fatalf("attempt %d: %v, want slower retries after the quick phase", i, d)
 		}
 	}
 	b.reset()
-	if d := b.next(); d > 120*time.Millisecond {
+	if d := b.next(); d > 100*time.Millisecond {
 		t.Fatalf("after reset: %v", d)
 	}
 }

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ChatSocket } from './chat';
+import { ChatSocket, quickAttempts, slowCap } from './chat';
 import type { MessageFrame, ServerFrame } from './types';
 
 // A fake WebSocket the test drives by hand, and fake timers.
@@ -192,6 +192,23 @@ describe('ChatSocket', () => {
       delays.push(waited);
     }
     expect(delays).toEqual([100, 200, 400, 800, 1000, 1000]);
+  });
+
+  it('keeps retrying quickly while an outage is young, then slows down', () => {
+    h.chat.start();
+    const delays: number[] = [];
+    for (let i = 0; i < quickAttempts + 2; i++) {
+      const before = FakeWS.all.length;
+      h.ws().drop();
+      let waited = 0;
+      while (FakeWS.all.length === before) {
+        h.timers.advance(50);
+        waited += 50;
+      }
+      delays.push(waited);
+    }
+    expect(delays.slice(4, quickAttempts)).toEqual(Array(quickAttempts - 4).fill(1000));
+    expect(delays.slice(quickAttempts)).toEqual([slowCap, slowCap]);
   });
 
   it('fetches history over REST when the gap is too large to replay', async () => {

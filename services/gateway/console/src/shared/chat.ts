@@ -38,12 +38,20 @@ export interface ChatSocketOptions {
   loadHistory?: (sessionId: string, afterSeq: number) => Promise<{ messages: MessageFrame[]; has_more: boolean }>;
   WebSocket?: { new (url: string): WebSocket };
   timers?: Timers;
-  /** Reconnect delays: first, and cap (ms). */
+  /**
+   * Reconnect delays (ms): the first, and the cap while the outage is young (the first
+   * `quickAttempts` attempts). After that the cap is `slowCap`. Each delay is jittered
+   * to 50-100% so that the clients of a restarted server do not come back in step.
+   */
   backoff?: [number, number];
   random?: () => number;
 }
 
 let counter = 0;
+
+/** Reconnect attempts made at the quick cap before the delay grows to slowCap. */
+export const quickAttempts = 15;
+export const slowCap = 10_000;
 
 /** A client message id that is unique per page load and readable in logs. */
 export function newClientMsgId(prefix = 'c'): string {
@@ -249,8 +257,11 @@ export class ChatSocket {
   private scheduleReconnect(): void {
     if (this.stopped || this.retryTimer) return;
     this.setState('reconnecting');
-    const [min, max] = this.opts.backoff ?? [400, 10_000];
-    const base = Math.min(max, min * 2 ** this.attempt);
+    // Quick while the server is likely coming back (a restarted gateway is ready again
+    // within a second or two), then gentle for a long outage.
+    const [min, max] = this.opts.backoff ?? [100, 1_000];
+    const cap = this.attempt < quickAttempts ? max : Math.max(max, slowCap);
+    const base = Math.min(cap, min * 2 ** Math.min(this.attempt, 20));
     const jitter = 0.5 + (this.opts.random ?? Math.random)() * 0.5;
     this.attempt++;
     this.retryTimer = this.timers.setTimeout(() => {
