@@ -187,7 +187,7 @@ func (s *stateStore) claimFirstResponse(ctx context.Context, sid string) (bool, 
 	return n == 1, nil
 }
 
-// summary returns the session as its state in Redis has it (see Session.summary), and
+// summary returns the session as its state in Redis has it (see SessionSummary), and
 // false when there is no state (or only state from before it kept the group).
 func (s *stateStore) summary(ctx context.Context, sid string) (Session, bool, error) {
 	pipe := s.rdb.Pipeline()
