@@ -101,21 +101,23 @@ func (s *Service) assignedTo(ctx context.Context, agentID string, limit int, sum
 		}
 		return firstN(out, limit)
 	}
-	out := make([]Session, 0, len(fields))
-	var stale []string
+	ids := make([]string, 0, len(fields))
 	for id := range fields {
-		if strings.HasPrefix(id, "~") {
-			continue
+		if !strings.HasPrefix(id, "~") {
+			ids = append(ids, id)
 		}
-		var sess Session
-		var ok bool
+	}
+	var cached map[string]Session
+	if summary {
+		if cached, err = s.state.summaries(ctx, ids); err != nil {
+			return nil, false, err
+		}
+	}
+	out := make([]Session, 0, len(ids))
+	var stale []string
+	for _, id := range ids {
+		sess, ok := cached[id]
 		var err error
-		if summary {
-			sess, ok, err = s.state.summary(ctx, id)
-			if err != nil {
-				return nil, false, err
-			}
-		}
 		if !ok {
 			sess, err = s.repo.getSession(ctx, id)
 		}

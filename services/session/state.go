@@ -190,29 +190,48 @@ func (s *stateStore) claimFirstResponse(ctx context.Context, sid string) (bool, 
 // summary returns the session as its state in Redis has it (see SessionSummary), and
 // false when there is no state (or only state from before it kept the group).
 func (s *stateStore) summary(ctx context.Context, sid string) (Session, bool, error) {
-	pipe := s.rdb.Pipeline()
-	st := pipe.HMGet(ctx, stateKey(sid), "seq", "agent", "status", "group")
-	rated := pipe.Exists(ctx, claimKey(sid, "csat"))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Session{}, false, fmt.Errorf("read state of session %s: %w", sid, err)
-	}
-	v := st.Val()
-	seqStr, _ := v[0].(string)
-	status, _ := v[2].(string)
-	group, hasGroup := v[3].(string)
-	if seqStr == "" || status == "" || !hasGroup {
-		return Session{}, false, nil
-	}
-	seq, err := strconv.ParseInt(seqStr, 10, 64)
+	got, err := s.summaries(ctx, []string{sid})
 	if err != nil {
-		return Session{}, false, fmt.Errorf("seq of session %s is %q: %w", sid, seqStr, err)
+		return Session{}, false, err
 	}
-	agent, _ := v[1].(string)
-	sess := Session{ID: sid, Status: Status(status), AgentID: agent, Group: group, LastSeq: seq}
-	if rated.Val() == 1 {
-		sess.CSAT = &CSAT{}
+	sess, ok := got[sid]
+	return sess, ok, nil
+}
+
+// summaries reads the summaries of sids in one round trip; sessions without usable
+// state are left out.
+func (s *stateStore) summaries(ctx context.Context, sids []string) (map[string]Session, error) {
+	pipe := s.rdb.Pipeline()
+	states := make([]*redis.SliceCmd, len(sids))
+	rated := make([]*redis.IntCmd, len(sids))
+	for i, sid := range sids {
+		states[i] = pipe.HMGet(ctx, stateKey(sid), "seq", "agent", "status", "group")
+		rated[i] = pipe.Exists(ctx, claimKey(sid, "csat"))
 	}
-	return sess, true, nil
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read session state: %w", err)
+	}
+	out := make(map[string]Session, len(sids))
+	for i, sid := range sids {
+		v := states[i].Val()
+		seqStr, _ := v[0].(string)
+		status, _ := v[2].(string)
+		group, hasGroup := v[3].(string)
+		if seqStr == "" || status == "" || !hasGroup {
+			continue
+		}
+		seq, err := strconv.ParseInt(seqStr, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("seq of session %s is %q: %w", sid, seqStr, err)
+		}
+		agent, _ := v[1].(string)
+		sess := Session{ID: sid, Status: Status(status), AgentID: agent, Group: group, LastSeq: seq}
+		if rated[i].Val() == 1 {
+			sess.CSAT = &CSAT{}
+		}
+		out[sid] = sess
+	}
+	return out, nil
 }
 
 func (s *stateStore) lastSeq(ctx context.Context, sid string) (int64, bool, error) {
