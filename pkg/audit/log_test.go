@@ -277,6 +277,28 @@ func TestConcurrentAppendsFromTwoLogs(t *testing.T) {
 	mustVerify(t, logs[1])
 }
 
+// appendInParallel starts n appends of action (summary {"n": i}) and returns a function
+// that waits for them and returns their entries, in the order started.
+func appendInParallel(t *testing.T, l *Log, action string, n int) func() []Entry {
+	var wg sync.WaitGroup
+	entries := make([]Entry, n)
+	for i := range n {
+		wg.Go(func() {
+			ev := event(action)
+			ev.Summary = map[string]any{"n": i}
+			e, err := l.Append(t.Context(), ev)
+			if err != nil {
+				t.Error(err)
+			}
+			entries[i] = e
+		})
+	}
+	return func() []Entry {
+		wg.Wait()
+		return entries
+	}
+}
+
 // waitQueued waits until n appends wait in l's queue.
 func waitQueued(l *Log, n int) {
 	for {
@@ -299,23 +321,11 @@ func TestConcurrentAppendsShareOneInsert(t *testing.T) {
 	// up; the next writer commits all of them with one insert.
 	l.turn <- struct{}{}
 	const waiting = 20
-	var wg sync.WaitGroup
-	entries := make([]Entry, waiting)
-	for i := range waiting {
-		wg.Go(func() {
-			ev := event("auth.login")
-			ev.Summary = map[string]any{"n": i}
-			e, err := l.Append(t.Context(), ev)
-			if err != nil {
-				t.Error(err)
-			}
-			entries[i] = e
-		})
-	}
+	wait := appendInParallel(t, l, "auth.login", waiting)
 	waitQueued(l, waiting)
 	before := l.inserts.Load()
 	<-l.turn
-	wg.Wait()
+	entries := wait()
 	if n := l.inserts.Load() - before; n != 1 {
 		t.Fatalf("%d inserts for %d queued appends, want 1", n, waiting)
 	}
@@ -348,22 +358,10 @@ func TestBatchClashingMidwayKeepsItsPrefix(t *testing.T) {
 		}
 	}
 	a.turn <- struct{}{}
-	var wg sync.WaitGroup
-	got := make([]Entry, 3)
-	for i := range got {
-		wg.Go(func() {
-			ev := event("agent.update")
-			ev.Summary = map[string]any{"n": i}
-			e, err := a.Append(t.Context(), ev)
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = e
-		})
-	}
-	waitQueued(a, len(got))
+	wait := appendInParallel(t, a, "agent.update", 3)
+	waitQueued(a, 3)
 	<-a.turn
-	wg.Wait()
+	got := wait()
 	seqs := map[int64]string{}
 	for _, e := range got {
 		seqs[e.Seq] = e.Action

@@ -91,6 +91,22 @@ function setup(agent = false) {
   return { chat, timers, got, states, ws, seqs };
 }
 
+/** Drops the connection n times and returns how long each reconnect waited (50 ms steps). */
+function reconnectDelays(h: ReturnType<typeof setup>, n: number): number[] {
+  const delays: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const before = FakeWS.all.length;
+    h.ws().drop();
+    let waited = 0;
+    while (FakeWS.all.length === before) {
+      h.timers.advance(50);
+      waited += 50;
+    }
+    delays.push(waited);
+  }
+  return delays;
+}
+
 describe('ChatSocket', () => {
   let h: ReturnType<typeof setup>;
   beforeEach(() => {
@@ -180,33 +196,13 @@ describe('ChatSocket', () => {
 
   it('backs off exponentially up to the cap', () => {
     h.chat.start();
-    const delays: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      const before = FakeWS.all.length;
-      h.ws().drop();
-      let waited = 0;
-      while (FakeWS.all.length === before) {
-        h.timers.advance(50);
-        waited += 50;
-      }
-      delays.push(waited);
-    }
+    const delays = reconnectDelays(h, 6);
     expect(delays).toEqual([100, 200, 400, 800, 1000, 1000]);
   });
 
   it('keeps retrying quickly while an outage is young, then slows down', () => {
     h.chat.start();
-    const delays: number[] = [];
-    for (let i = 0; i < quickAttempts + 2; i++) {
-      const before = FakeWS.all.length;
-      h.ws().drop();
-      let waited = 0;
-      while (FakeWS.all.length === before) {
-        h.timers.advance(50);
-        waited += 50;
-      }
-      delays.push(waited);
-    }
+    const delays = reconnectDelays(h, quickAttempts + 2);
     expect(delays.slice(4, quickAttempts)).toEqual(Array(quickAttempts - 4).fill(1000));
     expect(delays.slice(quickAttempts)).toEqual([slowCap, slowCap]);
   });
