@@ -21,8 +21,9 @@ type Mongo struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	stopIndexer context.CancelFunc
-	indexerDone chan struct{}
+	stopIndexer      context.CancelFunc
+	indexerDone      chan struct{}
+	checkpointerDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -56,7 +57,11 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 	// commit: a killed process loses nothing (the data is in the OS page cache), only
 	// a power cut can drop the last commits, and the database stays consistent. That
 	// is the right trade for a development stack; production runs MongoDB.
-	sqliteURL := (&url.URL{Scheme: "file", Path: abs + string(filepath.Separator), RawQuery: "_pragma=synchronous(normal)"}).String()
+	// temp_store=memory keeps statement journals (every multi-row insert in a
+	// transaction writes one) in memory instead of spilling them to temporary files.
+	// Checkpoints are left to the checkpointer (see walcheckpoint.go).
+	sqliteURL := (&url.URL{Scheme: "file", Path: abs + string(filepath.Separator),
+		RawQuery: "_pragma=synchronous(normal)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)"}).String()
 
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
@@ -90,10 +95,14 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 	}()
 
 	idxCtx, stopIndexer := context.WithCancel(context.WithoutCancel(ctx))
-	m.stopIndexer, m.indexerDone = stopIndexer, make(chan struct{})
+	m.stopIndexer, m.indexerDone, m.checkpointerDone = stopIndexer, make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(m.indexerDone)
 		newIDIndexer(abs, logger).run(idxCtx, idIndexInterval)
+	}()
+	go func() {
+		defer close(m.checkpointerDone)
+		newWALCheckpointer(abs, logger).run(idxCtx, walCheckpointInterval)
 	}()
 
 	logger.Debug("mongo started", slog.String("uri", uri), slog.String("dir", abs))
@@ -112,6 +121,7 @@ func (m *Mongo) Close() error {
 	m.closeOnce.Do(func() {
 		m.stopIndexer()
 		<-m.indexerDone
+		<-m.checkpointerDone
 		m.cancel()
 		<-m.done
 		m.logger.Debug("mongo stopped")
