@@ -23,6 +23,7 @@ type pending struct {
 	acceptedAt time.Time
 	msg        Message
 	dup        bool // the client id was seen before: msg.Seq is the earlier seq
+	stored     bool // a dup whose seq is known to be in MongoDB already
 }
 
 // HandleBatch is the partition owner's write path: dedup, sequence, persist, fan out,
@@ -32,14 +33,14 @@ func (s *Service) HandleBatch(ctx context.Context, b events.Batch) error {
 	if len(order) == 0 {
 		return nil
 	}
-	agents, err := s.sequenceAll(ctx, order, bySession)
+	agents, responded, err := s.sequenceAll(ctx, order, bySession)
 	if err != nil {
 		return err
 	}
 	if err := s.persist(ctx, bySession); err != nil {
 		return err
 	}
-	if err := s.deliver(ctx, order, bySession, agents); err != nil {
+	if err := s.deliver(ctx, order, bySession, agents, responded); err != nil {
 		return err
 	}
 	s.metrics.batchSize.Observe(float64(len(b.Messages)))
@@ -75,9 +76,10 @@ func (s *Service) decodeInbound(ctx context.Context, b events.Batch) ([]string, 
 	return order, bySession
 }
 
-// sequenceAll assigns seqs to every session of the batch and returns their agents.
-// Sessions the batch names but that do not exist are dropped from bySession.
-func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map[string][]*pending) (map[string]string, error) {
+// sequenceAll assigns seqs to every session of the batch and returns their agents and
+// which of them already had their first response. Sessions the batch names but that do
+// not exist are dropped from bySession.
+func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map[string][]*pending) (agents map[string]string, responded map[string]bool, err error) {
 	ids := make(map[string][]string, len(order))
 	for _, sid := range order {
 		for _, p := range bySession[sid] {
@@ -86,7 +88,7 @@ func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map
 	}
 	results, cold, err := s.state.assignAll(ctx, order, ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, sid := range cold {
 		if err := s.loadState(ctx, sid); err != nil {
@@ -95,24 +97,27 @@ func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map
 				delete(bySession, sid)
 				continue
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		r, stillCold, err := s.state.assignAll(ctx, []string{sid}, map[string][]string{sid: ids[sid]})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(stillCold) > 0 {
-			return nil, fmt.Errorf("state of session %s vanished while loading it", sid)
+			return nil, nil, fmt.Errorf("state of session %s vanished while loading it", sid)
 		}
 		results[sid] = r[sid]
 	}
-	agents := make(map[string]string, len(results))
+	agents = make(map[string]string, len(results))
+	responded = make(map[string]bool, len(results))
 	for sid, res := range results {
 		agents[sid] = res.agent
+		responded[sid] = res.responded
 		for i, p := range bySession[sid] {
 			seq := res.seqs[i]
 			if seq < 0 {
 				seq, p.dup = -seq, true
+				p.stored = seq <= res.stored
 			}
 			p.msg = Message{
 				ID:          messageID(sid, seq),
@@ -126,7 +131,7 @@ func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map
 			}
 		}
 	}
-	return agents, nil
+	return agents, responded, nil
 }
 
 // loadState rebuilds a session's Redis state from MongoDB.
@@ -147,9 +152,20 @@ func (s *Service) loadState(ctx context.Context, sid string) error {
 // snapshot): undo what this attempt inserted for that session, forget its state and
 // fail, so the retry re-sequences from MongoDB.
 func (s *Service) persist(ctx context.Context, bySession map[string][]*pending) error {
+	// Repeats are inserted again (a crash can come between sequencing a message and
+	// storing it), except those the stored watermark covers: a resend of a message
+	// long stored costs nothing here, and keeps its duplicate out of the batch (FerretDB
+	// inserts a batch that hits a duplicate key one document per transaction).
 	var all []*pending
 	for _, ps := range bySession {
-		all = append(all, ps...)
+		for _, p := range ps {
+			if !p.stored {
+				all = append(all, p)
+			}
+		}
+	}
+	if len(all) == 0 {
+		return nil
 	}
 	docs := make([]Message, len(all))
 	for i, p := range all {
@@ -190,7 +206,7 @@ func (s *Service) persist(ctx context.Context, bySession map[string][]*pending) 
 
 // deliver fans the batch out to gateways, keeps the recent buffer, records first
 // responses and publishes message_created.
-func (s *Service) deliver(ctx context.Context, order []string, bySession map[string][]*pending, agents map[string]string) error {
+func (s *Service) deliver(ctx context.Context, order []string, bySession map[string][]*pending, agents map[string]string, responded map[string]bool) error {
 	pipe := s.deps.Redis.Pipeline()
 	var records []events.Record
 	touch(ctx, pipe, time.Now(), order...)
@@ -229,7 +245,10 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 			}
 			env.Id = events.StableID(fmt.Sprintf("%s:%s:%d", events.TypeMessageCreated, sid, p.msg.Seq))
 			records = append(records, events.Record{Topic: events.TopicEvents, Envelope: env})
-			if p.msg.Sender.Type == frames.SenderAgent {
+			// Only a session whose state showed no first response yet needs the claim
+			// (a Redis round trip); the claim still decides, once, between racing writers.
+			if p.msg.Sender.Type == frames.SenderAgent && !responded[sid] {
+				responded[sid] = true
 				if first, err := s.state.claimFirstResponse(ctx, sid); err == nil && first {
 					if err := s.repo.markFirstResponse(ctx, sid, p.msg.CreatedAt); err != nil {
 						return err
@@ -240,6 +259,10 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 		if pushed {
 			pipe.LTrim(ctx, recentKey(sid), int64(-s.cfg.RecentSize), -1)
 			pipe.Expire(ctx, recentKey(sid), s.cfg.StateTTL)
+		}
+		// Fresh messages carry the session's newest seqs, and persist stored them.
+		if last := ps[len(ps)-1]; !last.dup {
+			pipe.Set(ctx, storedKey(sid), last.msg.Seq, s.cfg.StateTTL)
 		}
 	}
 	// The fan-out and the events are independent: do both at once.

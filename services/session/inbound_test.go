@@ -86,12 +86,24 @@ type in struct{ sid, cmid, text string }
 
 var offset int64
 
+// batch is an inbound batch of customer messages.
 func batch(t *testing.T, msgs ...in) events.Batch {
+	t.Helper()
+	return batchFrom(t, func(sid string) *eventsv1.Sender { return &eventsv1.Sender{Type: frames.SenderCustomer, Id: sid} }, msgs...)
+}
+
+// agentBatch is an inbound batch of messages by agent.
+func agentBatch(t *testing.T, agent string, msgs ...in) events.Batch {
+	t.Helper()
+	return batchFrom(t, func(string) *eventsv1.Sender { return &eventsv1.Sender{Type: frames.SenderAgent, Id: agent} }, msgs...)
+}
+
+func batchFrom(t *testing.T, sender func(sid string) *eventsv1.Sender, msgs ...in) events.Batch {
 	t.Helper()
 	b := events.Batch{Topic: events.TopicInbound}
 	for _, m := range msgs {
 		env, err := events.NewEnvelope(events.TypeInboundMessage, "gateway", m.sid, &eventsv1.InboundMessage{
-			SessionId: m.sid, ClientMsgId: m.cmid, Sender: &eventsv1.Sender{Type: "customer", Id: m.sid}, Text: m.text, ReceivedAt: timestamppb.Now(),
+			SessionId: m.sid, ClientMsgId: m.cmid, Sender: sender(m.sid), Text: m.text, ReceivedAt: timestamppb.Now(),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -233,6 +245,67 @@ func TestHandleBatchRecoversLostState(t *testing.T) {
 	}
 }
 
+// The first agent message of a session is its first response (FRT = first_response_at
+// - created_at): recorded once, and never moved by later replies, by the state being
+// lost from Redis, or by a replay of the batch.
+func TestFirstResponseIsRecordedOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.newSession(t, "s1", "a1")
+	f.newSession(t, "s2", "a1")
+	firstResponse := func(sid string) *time.Time {
+		t.Helper()
+		s, err := f.svc.repo.getSession(ctx, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.FirstResponseAt
+	}
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"s1", "c1", "hello"}, in{"s2", "c1", "hi"})); err != nil {
+		t.Fatal(err)
+	}
+	if at := firstResponse("s1"); at != nil {
+		t.Fatalf("first response %v before any agent message", at)
+	}
+	replies := agentBatch(t, "a1", in{"s1", "r1", "how can I help?"}, in{"s1", "r2", "still there?"})
+	if err := f.svc.HandleBatch(ctx, replies); err != nil {
+		t.Fatal(err)
+	}
+	stored := f.stored(t, "s1")
+	if len(stored) != 3 || stored[1].ClientMsgID != "r1" {
+		t.Fatalf("stored %q, want c1 r1 r2", seqsAndIDs(stored))
+	}
+	at := firstResponse("s1")
+	if at == nil || !at.Equal(stored[1].CreatedAt) {
+		t.Fatalf("first response at %v, want the first reply's time %v", at, stored[1].CreatedAt)
+	}
+	if got := firstResponse("s2"); got != nil {
+		t.Errorf("s2 has a first response %v without an agent message", got)
+	}
+
+	// A replay of the replies, then a later one: neither moves the first response.
+	time.Sleep(5 * time.Millisecond)
+	if err := f.svc.HandleBatch(ctx, replies); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.HandleBatch(ctx, agentBatch(t, "a1", in{"s1", "r3", "bye"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.state.drop(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.HandleBatch(ctx, agentBatch(t, "a1", in{"s1", "r4", "one more thing"}, in{"s2", "r1", "hello"})); err != nil {
+		t.Fatal(err)
+	}
+	if got := firstResponse("s1"); got == nil || !got.Equal(*at) {
+		t.Errorf("first response moved from %v to %v", at, got)
+	}
+	s2 := f.stored(t, "s2")
+	if got := firstResponse("s2"); got == nil || !got.Equal(s2[len(s2)-1].CreatedAt) {
+		t.Errorf("s2 first response at %v, want its reply's time %v", got, s2[len(s2)-1].CreatedAt)
+	}
+}
+
 func TestHandleBatchSkipsPoisonAndUnknownSessions(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -306,5 +379,58 @@ func TestRecentBufferCoverage(t *testing.T) {
 				t.Fatalf("recentAfter(%d) over %v = %s, want %s", tt.after, tt.buffered, got, tt.want)
 			}
 		})
+	}
+}
+
+// A resend of a message already stored is answered from Redis alone; a repeat that
+// was sequenced but never stored (a crash between the two) is still inserted.
+func TestRepeatsBelowTheStoredWatermarkAreNotInsertedAgain(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.newSession(t, "s1", "a1")
+	var inserted []string
+	insert := f.svc.inserts.insert
+	f.svc.inserts.insert = func(ctx context.Context, msgs []Message) (map[int]bool, error) {
+		for _, m := range msgs {
+			inserted = append(inserted, m.ClientMsgID)
+		}
+		return insert(ctx, msgs)
+	}
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"s1", "a", "1"}, in{"s1", "b", "2"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"s1", "b", "2"}, in{"s1", "c", "3"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"s1", "a", "1"})); err != nil { // repeats only
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(inserted), "[a b c]"; got != want {
+		t.Errorf("inserted %s, want %s: stored repeats went to MongoDB again", got, want)
+	}
+
+	// d was sequenced (seq 4) but the process died before storing it.
+	if err := f.rdb.HSet(ctx, idsKey("s1"), "d", 4).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rdb.HSet(ctx, stateKey("s1"), "seq", 4).Err(); err != nil {
+		t.Fatal(err)
+	}
+	inserted = nil
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"s1", "d", "4"}, in{"s1", "e", "5"})); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(inserted), "[d e]"; got != want {
+		t.Errorf("inserted %s, want %s", got, want)
+	}
+	if got, want := seqsAndIDs(f.stored(t, "s1")), "1:a 2:b 3:c 4:d 5:e "; got != want {
+		t.Fatalf("stored %q, want %q", got, want)
+	}
+	// The watermark goes with the rest of the state.
+	if err := f.svc.state.drop(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.rdb.Exists(ctx, storedKey("s1")).Result(); err != nil || n != 0 {
+		t.Errorf("stored watermark survives a drop (exists=%d, %v)", n, err)
 	}
 }

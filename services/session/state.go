@@ -21,6 +21,10 @@ func stateKey(sid string) string  { return "hd:sess:{" + sid + "}" }
 func idsKey(sid string) string    { return "hd:sess:{" + sid + "}:ids" }
 func recentKey(sid string) string { return "hd:sess:{" + sid + "}:recent" }
 
+// storedKey holds the highest seq known to be in MongoDB, written after each insert: a
+// repeat at or below it needs no insert (see persist).
+func storedKey(sid string) string { return "hd:sess:{" + sid + "}:stored" }
+
 // claimKey marks a one-time step of a session (closed, csat) as taken.
 func claimKey(sid, step string) string { return "hd:sess:{" + sid + "}:" + step }
 
@@ -44,8 +48,10 @@ type stateStore struct {
 }
 
 type seqResult struct {
-	agent string
-	seqs  []int64 // negative: duplicate of that seq
+	agent     string
+	responded bool    // an agent message was already claimed as the first response
+	stored    int64   // messages up to this seq are known to be in MongoDB
+	seqs      []int64 // negative: duplicate of that seq
 }
 
 // assignAll sequences the batch's sessions in two pipelined round trips whatever the
@@ -59,9 +65,11 @@ func (s *stateStore) assignAll(ctx context.Context, order []string, ids map[stri
 	read := s.rdb.Pipeline()
 	states := make([]*redis.SliceCmd, len(order))
 	seen := make([]*redis.SliceCmd, len(order))
+	stored := make([]*redis.StringCmd, len(order))
 	for i, sid := range order {
-		states[i] = read.HMGet(ctx, stateKey(sid), "seq", "agent")
+		states[i] = read.HMGet(ctx, stateKey(sid), "seq", "agent", "fr")
 		seen[i] = read.HMGet(ctx, idsKey(sid), ids[sid]...)
+		stored[i] = read.Get(ctx, storedKey(sid))
 	}
 	if _, err := read.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, nil, fmt.Errorf("read seq state: %w", err)
@@ -90,6 +98,9 @@ func (s *stateStore) assignAll(ctx context.Context, order []string, ids map[stri
 		}
 		r := seqResult{seqs: make([]int64, len(ids[sid]))}
 		r.agent, _ = st[1].(string)
+		fr, _ := st[2].(string)
+		r.responded = fr != "" && fr != "0"
+		r.stored, _ = stored[i].Int64() // missing (redis.Nil) or unreadable: nothing known stored
 		inBatch := map[string]int64{}
 		var fields []any
 		for j, id := range ids[sid] {
@@ -153,7 +164,7 @@ func boolFlag(b bool) int {
 
 // drop forgets a session's state so the next write reloads it from MongoDB.
 func (s *stateStore) drop(ctx context.Context, sid string) error {
-	if err := s.rdb.Del(ctx, stateKey(sid), idsKey(sid), recentKey(sid)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, stateKey(sid), idsKey(sid), recentKey(sid), storedKey(sid)).Err(); err != nil {
 		return fmt.Errorf("drop state of session %s: %w", sid, err)
 	}
 	return nil
