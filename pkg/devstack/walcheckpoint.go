@@ -85,6 +85,16 @@ func (c *walCheckpointer) scan() error {
 	if err != nil {
 		return err
 	}
+	present := make(map[string]bool, len(files))
+	for _, f := range files {
+		present[f] = true
+	}
+	for f, db := range c.dbs {
+		if !present[f] { // a dropped database: let its file go
+			_ = db.Close()
+			delete(c.dbs, f)
+		}
+	}
 	for _, f := range files {
 		if c.dbs[f] != nil {
 			continue

@@ -59,3 +59,38 @@ func TestWriteAheadLogIsCheckpointed(t *testing.T) {
 			grew, rounds-1-settled, perRoundBytes, walAt)
 	}
 }
+
+// A dropped database's file is let go, not held open (and its disk space with it).
+func TestCheckpointerLetsDroppedDatabasesGo(t *testing.T) {
+	dir := t.TempDir()
+	ctx := testContext(t)
+	m, err := StartMongo(ctx, dir, testLogger(t))
+	if err != nil {
+		t.Fatalf("start mongo: %v", err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	c := newWALCheckpointer(dir, testLogger(t))
+	defer c.close()
+	file := filepath.Join(dir, "dropme.sqlite")
+	withMongo(t, m.URI(), func(cl *mongo.Client) {
+		if _, err := cl.Database("dropme").Collection("docs").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.pass(ctx); err != nil {
+			t.Fatalf("checkpoint: %v", err)
+		}
+		if c.dbs[file] == nil {
+			t.Fatalf("checkpointer did not pick up %s (has %v)", file, c.dbs)
+		}
+		if err := cl.Database("dropme").Drop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	c.scanned = time.Time{} // rescan now
+	if err := c.pass(ctx); err != nil {
+		t.Fatalf("checkpoint after the drop: %v", err)
+	}
+	if c.dbs[file] != nil {
+		t.Errorf("checkpointer still holds %s after its database was dropped", file)
+	}
+}
