@@ -185,7 +185,7 @@ func (r *runner) readAgent(ctx context.Context, a *agent, sock *client.Socket) e
 		now := time.Now()
 		switch f.Type {
 		case "session":
-			r.onAgentSession(a, f)
+			r.onAgentSession(a, sock, f)
 		case "message":
 			c := r.convOf(a, f.SessionID)
 			if c == nil {
@@ -232,8 +232,11 @@ func (r *runner) readAgent(ctx context.Context, a *agent, sock *client.Socket) e
 	}
 }
 
-// onAgentSession tracks the sessions assigned to the agent.
-func (r *runner) onAgentSession(a *agent, f client.Frame) {
+// onAgentSession tracks the sessions assigned to the agent. Like the console, it follows
+// a session it learns of from a reconnected socket's greeting (assigned while it was
+// away) with a resume: the gateway replays a session unasked only when the assignment
+// reaches a live socket.
+func (r *runner) onAgentSession(a *agent, sock *client.Socket, f client.Frame) {
 	if f.SessionID == "" {
 		return
 	}
@@ -243,10 +246,16 @@ func (r *runner) onAgentSession(a *agent, f client.Frame) {
 		if c.agent == nil {
 			c.agent = a
 		}
+		last := c.sides[agentS].lastSeq
 		c.mu.Unlock()
 		a.mu.Lock()
+		_, known := a.convs[f.SessionID]
 		a.convs[f.SessionID] = c
+		reconnected := a.conn > 1 && a.sock == sock
 		a.mu.Unlock()
+		if !known && reconnected {
+			r.q.push(job{kind: jobResume, c: c, from: agentS, sock: sock, lastSeq: last})
+		}
 		return
 	}
 	a.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/helmdesk/helmdesk/loadtest/internal/target"
+	"github.com/helmdesk/helmdesk/pkg/client"
 )
 
 func TestConfigComplete(t *testing.T) {
@@ -187,4 +188,38 @@ func TestScheduler(t *testing.T) {
 			t.Fatalf("created %d messages for a disconnected customer", n)
 		}
 	})
+}
+
+// A reconnected agent follows the sessions its greeting names that it did not know
+// (assigned while it was away) with a resume, as the console does; sessions it knew are
+// resumed by the reconnect itself, and new assignments on a first connection are
+// replayed by the gateway unasked.
+func TestAgentResumesSessionsLearnedFromAGreeting(t *testing.T) {
+	r := &runner{q: newQueue(), convs: map[string]*conv{}}
+	sock := &client.Socket{}
+	a := &agent{id: "a1", convs: map[string]*conv{}, sock: sock, conn: 1}
+	assigned := func(sid string) client.Frame {
+		return client.Frame{Type: "session", SessionID: sid, AgentID: "a1", Status: "assigned"}
+	}
+	r.onAgentSession(a, sock, assigned("s1"))
+	if n := r.q.len(); n != 0 {
+		t.Fatalf("first connection: %d jobs queued, want none (the gateway replays new assignments)", n)
+	}
+	a.conn = 2 // reconnected
+	r.onAgentSession(a, sock, assigned("s1"))
+	r.convFor("s2").sides[agentS].lastSeq = 3
+	r.onAgentSession(a, sock, assigned("s2"))
+	r.onAgentSession(a, sock, assigned("s2"))
+	if n := r.q.len(); n != 1 {
+		t.Fatalf("%d jobs queued, want one resume (for s2 only)", n)
+	}
+	j, _ := r.q.pop()
+	if j.kind != jobResume || j.c.sid != "s2" || j.lastSeq != 3 || j.sock != sock || j.from != agentS {
+		t.Errorf("queued %+v, want a resume of s2 after seq 3 on the agent's socket", j)
+	}
+	// A session taken away is forgotten.
+	r.onAgentSession(a, sock, client.Frame{Type: "session", SessionID: "s2", AgentID: "a2", Status: "assigned"})
+	if _, ok := a.convs["s2"]; ok {
+		t.Error("s2 is still the agent's after it was transferred away")
+	}
 }
