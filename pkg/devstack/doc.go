@@ -6,7 +6,10 @@
 // production clients (mongo-driver, kafka-go, go-redis) talk to it unchanged:
 //
 //   - MongoDB: FerretDB v1 embedded, storing data in SQLite files
-//     (see [StartMongo]). It implements a subset of MongoDB; see
+//     (see [StartMongo]), plus two helpers working on those files: an index
+//     for lookups by _id (idindex.go) and a checkpointer that keeps the
+//     write-ahead log's checkpoints off the writers' path (walcheckpoint.go).
+//     It implements a subset of MongoDB; see
 //     docs/toolchain.md for what is missing (transactions, change streams,
 //     TTL indexes, $lookup, ...).
 //   - Kafka: a kfake cluster with one broker that persists its log to disk

@@ -22,11 +22,10 @@ import (
 // also keeps the log short, so hot index pages are copied once per interval rather
 // than once per burst of commits.
 
-// walCheckpointInterval is how often the checkpointer runs; it also bounds how stale
-// its list of database files can be.
+// walCheckpointInterval is how often the checkpointer runs.
 const walCheckpointInterval = 100 * time.Millisecond
 
-// walFileRescan is how often the checkpointer looks for new database files.
+// walFileRescan is how often the checkpointer looks for new (and dropped) database files.
 const walFileRescan = time.Second
 
 type walCheckpointer struct {
@@ -69,8 +68,8 @@ func (c *walCheckpointer) pass(ctx context.Context) error {
 	}
 	var errs []error
 	for f, db := range c.dbs {
-		// The result row says whether a writer held the log (busy) and how many frames
-		// were copied; a partial copy is simply finished by the next pass.
+		// The row is (busy, frames in the log, frames copied). Frames a reader still
+		// needs are left for a later pass.
 		var busy, logFrames, copied int
 		if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &copied); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(f), err))
