@@ -155,11 +155,14 @@ func (s *Service) persist(ctx context.Context, bySession map[string][]*pending) 
 	// Repeats are inserted again (a crash can come between sequencing a message and
 	// storing it), except those the stored watermark covers: a resend of a message
 	// long stored costs nothing here, and keeps its duplicate out of the batch (FerretDB
-	// inserts a batch that hits a duplicate key one document per transaction).
+	// inserts a batch that hits a duplicate key one document per transaction). For the
+	// same reason a message repeated within the batch goes in once.
 	var all []*pending
+	seen := map[string]bool{}
 	for _, ps := range bySession {
 		for _, p := range ps {
-			if !p.stored {
+			if !p.stored && !seen[p.msg.ID] {
+				seen[p.msg.ID] = true
 				all = append(all, p)
 			}
 		}
