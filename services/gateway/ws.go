@@ -107,12 +107,23 @@ type socket struct {
 
 	// Owned by the writer goroutine.
 	lastSent map[string]int64 // per session: highest seq written; absent = not yet known
-	parked   map[string]bool  // per session: gap too large, waiting for a resume
+	// runFrom is, per session, where the run of seqs this socket wrote without a hole
+	// starts (its writes are contiguous from there up to lastSent): a resume that
+	// claims less than runFrom-1 is missing the seqs before it.
+	runFrom map[string]int64
+	parked  map[string]bool // per session: gap too large, waiting for a resume
 
 	prefetch chan struct{} // slots for pages fetched ahead (reader goroutine), made on first use
 }
 
 var errSlowConsumer = errors.New("socket send queue full")
+
+func (s *socket) setRunFrom(sid string, seq int64) {
+	if s.runFrom == nil {
+		s.runFrom = map[string]int64{}
+	}
+	s.runFrom[sid] = seq
+}
 
 // deliver is called by the hub; it never blocks. A socket too slow to keep up is
 // closed with a resume hint: its client reconnects and resumes from its last seq.
@@ -770,15 +781,29 @@ func (s *socket) write(it outItem) error {
 		// The client has everything up to it.lastSeq, and everything this socket
 		// already wrote: replay only what it has seen neither way.
 		from := it.lastSeq
-		if last, ok := s.lastSent[it.sid]; ok && last > from && !s.parked[it.sid] {
-			from = last
-		}
-		delete(s.parked, it.sid)
-		delete(s.lastSent, it.sid)
 		var first *pageFetch
 		if it.page != nil && it.page.after == from {
 			first = it.page
 		}
+		if last, ok := s.lastSent[it.sid]; ok && last > from && !s.parked[it.sid] {
+			if start := s.runFrom[it.sid]; start > from+1 {
+				// Live messages reached this socket before the client's resume did (for
+				// example right after a reconnect): the client has up to from and
+				// start..last, and lacks what lies between.
+				if err := s.replay(it.sid, from, start-1, false, first); err != nil {
+					return err
+				}
+				if s.parked[it.sid] {
+					return nil
+				}
+				s.lastSent[it.sid] = last
+				s.setRunFrom(it.sid, from+1)
+				return s.writeJSON(frames.Resumed{Type: frames.TypeResumed, SessionID: it.sid, LastSeq: last})
+			}
+			from, first = last, nil
+		}
+		delete(s.parked, it.sid)
+		delete(s.lastSent, it.sid)
 		return s.replay(it.sid, from, 0, true, first)
 	}
 	acceptedAt, body, err := frames.Decode(it.payload)
@@ -819,6 +844,9 @@ func (s *socket) write(it outItem) error {
 		}
 		if err := s.writeRaw(body); err != nil {
 			return err
+		}
+		if !known {
+			s.setRunFrom(h.SessionID, h.Seq)
 		}
 		s.lastSent[h.SessionID] = h.Seq
 		s.g.metrics.messagesOut.WithLabelValues(s.kind()).Inc()
@@ -884,6 +912,9 @@ func (s *socket) writeSessionFrame(h head, body []byte) error {
 // first, when not nil, is the first page fetched ahead (first.after == afterSeq).
 func (s *socket) replay(sid string, afterSeq, upTo int64, isResume bool, first *pageFetch) error {
 	next := afterSeq
+	if _, known := s.lastSent[sid]; !known {
+		s.setRunFrom(sid, afterSeq+1) // the client has up to afterSeq, this run follows
+	}
 	sent := 0
 	waited := 0
 	for {

@@ -189,6 +189,56 @@ func TestResumeReplaysExactlyTheGap(t *testing.T) {
 	}
 }
 
+// A live message can reach a new socket before the client's resume does. The resume
+// must still replay what was sent while the client was away, not start after the live
+// message.
+func TestResumeAfterALiveMessageStillReplaysTheGap(t *testing.T) {
+	c := newChat(t, nil)
+	ctx := context.Background()
+	if err := c.cust.SendMessage(ctx, "", "c-1", "first"); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, c.cust, "own message", isMessage(1))
+	_ = c.cust.CloseNow() // the customer's network drops
+	for i := range 3 {
+		if err := c.agent.SendMessage(ctx, c.start.SessionID, fmt.Sprintf("a-%d", i), fmt.Sprint("reply ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readUntil(t, c.agent, "last reply", isMessage(4))
+	cust := r(c.api.DialCustomer(ctx, c.start.CustomerToken)).must(t)
+	defer cust.CloseNow()
+	readUntil(t, cust, "greeting", isType("session"))
+	if err := c.agent.SendMessage(ctx, c.start.SessionID, "a-live", "live"); err != nil {
+		t.Fatal(err)
+	}
+	frames := readUntil(t, cust, "live message", isType("message"))
+	if f := frames[len(frames)-1]; f.Seq != 5 {
+		t.Fatalf("live message has seq %d, want 5", f.Seq)
+	}
+	if err := cust.Resume(ctx, "", 1); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	frames = readUntil(t, cust, "resumed", isType("resumed"))
+	for _, f := range frames {
+		if f.Type == "message" {
+			seqs = append(seqs, f.Seq)
+		}
+	}
+	if fmt.Sprint(seqs) != "[2 3 4]" || frames[len(frames)-1].LastSeq != 5 {
+		t.Fatalf("resume replayed %v then %+v, want 2 3 4 then last_seq 5", seqs, frames[len(frames)-1])
+	}
+	// Live messages follow without a duplicate.
+	if err := c.agent.SendMessage(ctx, c.start.SessionID, "a-next", "next"); err != nil {
+		t.Fatal(err)
+	}
+	frames = readUntil(t, cust, "next live message", isType("message"))
+	if f := frames[len(frames)-1]; f.Seq != 6 || len(frames) != 1 {
+		t.Fatalf("after the resume got %d frames ending with seq %d, want only seq 6", len(frames), f.Seq)
+	}
+}
+
 func TestResumeWithAHugeGapPointsToHistory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 1,100 messages")
