@@ -21,6 +21,18 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// startMongo starts FerretDB in a temporary folder, closed when the test ends.
+func startMongo(t testing.TB) (m *Mongo, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	m, err := StartMongo(testContext(t), dir, testLogger(t))
+	if err != nil {
+		t.Fatalf("start mongo: %v", err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m, dir
+}
+
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	t.Cleanup(cancel)

@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
-
-	_ "modernc.org/sqlite" // the driver FerretDB uses too
 )
 
 // FerretDB's SQLite backend keeps each collection in a table with one JSON column and
@@ -29,59 +26,35 @@ const idIndexInterval = time.Second
 const idIndexSuffix = "_hd_id_lookup"
 
 type idIndexer struct {
-	dir    string
 	logger *slog.Logger
-	dbs    map[string]*sql.DB // SQLite file → handle
+	files  *sqliteFiles
 }
 
 func newIDIndexer(dir string, logger *slog.Logger) *idIndexer {
-	return &idIndexer{dir: dir, logger: logger, dbs: map[string]*sql.DB{}}
+	return &idIndexer{logger: logger, files: newSQLiteFiles(dir, "_pragma=busy_timeout(10000)")}
 }
 
 // run indexes new tables every interval until ctx ends.
 func (x *idIndexer) run(ctx context.Context, interval time.Duration) {
-	defer x.close()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := x.pass(ctx); err != nil && ctx.Err() == nil {
-			x.logger.Warn("index _id lookups", slog.Any("error", err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	defer x.files.close()
+	every(ctx, interval, x.pass, func(err error) { x.logger.Warn("index _id lookups", slog.Any("error", err)) })
 }
 
 // pass indexes every collection table that has no lookup index yet.
 func (x *idIndexer) pass(ctx context.Context) error {
-	files, err := filepath.Glob(filepath.Join(x.dir, "*.sqlite"))
-	if err != nil {
+	if err := x.files.sync(); err != nil {
 		return err
 	}
 	var errs []error
-	for _, f := range files {
-		if err := x.indexFile(ctx, f); err != nil {
+	for f, db := range x.files.dbs {
+		if err := x.indexFile(ctx, db); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(f), err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (x *idIndexer) indexFile(ctx context.Context, file string) error {
-	db := x.dbs[file]
-	if db == nil {
-		// mode=rw: never create a database file FerretDB has not created.
-		u := url.URL{Scheme: "file", Path: file, RawQuery: "mode=rw&_pragma=busy_timeout(10000)"}
-		var err error
-		if db, err = sql.Open("sqlite", u.String()); err != nil {
-			return err
-		}
-		db.SetMaxOpenConns(1)
-		x.dbs[file] = db
-	}
+func (x *idIndexer) indexFile(ctx context.Context, db *sql.DB) error {
 	rows, err := db.QueryContext(ctx, `SELECT c.table_name FROM _ferretdb_collections c
 		WHERE NOT EXISTS (SELECT 1 FROM sqlite_master m WHERE m.type = 'index' AND m.name = c.table_name || ?)`, idIndexSuffix)
 	if err != nil {
@@ -115,11 +88,4 @@ func (x *idIndexer) indexFile(ctx context.Context, file string) error {
 		x.logger.Debug("indexed _id lookups", slog.String("table", t), slog.Duration("took", time.Since(start)))
 	}
 	return nil
-}
-
-func (x *idIndexer) close() {
-	for f, db := range x.dbs {
-		_ = db.Close()
-		delete(x.dbs, f)
-	}
 }

@@ -2,11 +2,9 @@ package devstack
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"time"
 )
@@ -29,45 +27,39 @@ const walCheckpointInterval = 100 * time.Millisecond
 const walFileRescan = time.Second
 
 type walCheckpointer struct {
-	dir     string
 	logger  *slog.Logger
-	dbs     map[string]*sql.DB // SQLite file → handle
+	files   *sqliteFiles
 	scanned time.Time
 	warned  time.Time
 }
 
+// A checkpoint needs no busy wait: PASSIVE gives up on what it cannot copy now.
 func newWALCheckpointer(dir string, logger *slog.Logger) *walCheckpointer {
-	return &walCheckpointer{dir: dir, logger: logger, dbs: map[string]*sql.DB{}}
+	return &walCheckpointer{logger: logger, files: newSQLiteFiles(dir, "")}
 }
 
 // run checkpoints every interval until ctx ends, and once more on the way out.
 func (c *walCheckpointer) run(ctx context.Context, interval time.Duration) {
-	defer c.close()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := c.pass(ctx); err != nil && ctx.Err() == nil && time.Since(c.warned) > time.Minute {
+	defer c.files.close()
+	every(ctx, interval, c.pass, func(err error) {
+		if time.Since(c.warned) > time.Minute {
 			c.warned = time.Now()
 			c.logger.Warn("checkpoint SQLite write-ahead logs", slog.Any("error", err))
 		}
-		select {
-		case <-ctx.Done():
-			_ = c.pass(context.Background())
-			return
-		case <-t.C:
-		}
-	}
+	})
+	_ = c.pass(context.Background())
 }
 
 // pass checkpoints every database file.
 func (c *walCheckpointer) pass(ctx context.Context) error {
 	if time.Since(c.scanned) >= walFileRescan {
-		if err := c.scan(); err != nil {
+		c.scanned = time.Now()
+		if err := c.files.sync(); err != nil {
 			return err
 		}
 	}
 	var errs []error
-	for f, db := range c.dbs {
+	for f, db := range c.files.dbs {
 		// The row is (busy, frames in the log, frames copied). Frames a reader still
 		// needs are left for a later pass.
 		var busy, logFrames, copied int
@@ -76,44 +68,4 @@ func (c *walCheckpointer) pass(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (c *walCheckpointer) scan() error {
-	c.scanned = time.Now()
-	files, err := filepath.Glob(filepath.Join(c.dir, "*.sqlite"))
-	if err != nil {
-		return err
-	}
-	present := make(map[string]bool, len(files))
-	for _, f := range files {
-		present[f] = true
-	}
-	for f, db := range c.dbs {
-		if !present[f] { // a dropped database: let its file go
-			_ = db.Close()
-			delete(c.dbs, f)
-		}
-	}
-	for _, f := range files {
-		if c.dbs[f] != nil {
-			continue
-		}
-		// mode=rw: never create a database file FerretDB has not created. A checkpoint
-		// needs no busy wait: PASSIVE gives up on what it cannot copy now.
-		u := url.URL{Scheme: "file", Path: f, RawQuery: "mode=rw"}
-		db, err := sql.Open("sqlite", u.String())
-		if err != nil {
-			return err
-		}
-		db.SetMaxOpenConns(1)
-		c.dbs[f] = db
-	}
-	return nil
-}
-
-func (c *walCheckpointer) close() {
-	for f, db := range c.dbs {
-		_ = db.Close()
-		delete(c.dbs, f)
-	}
 }

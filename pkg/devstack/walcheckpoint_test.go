@@ -14,13 +14,8 @@ import (
 // FerretDB's connections never checkpoint (wal_autocheckpoint(0)); without the
 // checkpointer the write-ahead log would hold every write ever made.
 func TestWriteAheadLogIsCheckpointed(t *testing.T) {
-	dir := t.TempDir()
+	m, dir := startMongo(t)
 	ctx := testContext(t)
-	m, err := StartMongo(ctx, dir, testLogger(t))
-	if err != nil {
-		t.Fatalf("start mongo: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
 
 	const rounds, perRound = 24, 100
 	text := strings.Repeat("x", 2000)
@@ -62,15 +57,10 @@ func TestWriteAheadLogIsCheckpointed(t *testing.T) {
 
 // A dropped database's file is let go, not held open (and its disk space with it).
 func TestCheckpointerLetsDroppedDatabasesGo(t *testing.T) {
-	dir := t.TempDir()
+	m, dir := startMongo(t)
 	ctx := testContext(t)
-	m, err := StartMongo(ctx, dir, testLogger(t))
-	if err != nil {
-		t.Fatalf("start mongo: %v", err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
 	c := newWALCheckpointer(dir, testLogger(t))
-	defer c.close()
+	defer c.files.close()
 	file := filepath.Join(dir, "dropme.sqlite")
 	withMongo(t, m.URI(), func(cl *mongo.Client) {
 		if _, err := cl.Database("dropme").Collection("docs").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
@@ -79,8 +69,8 @@ func TestCheckpointerLetsDroppedDatabasesGo(t *testing.T) {
 		if err := c.pass(ctx); err != nil {
 			t.Fatalf("checkpoint: %v", err)
 		}
-		if c.dbs[file] == nil {
-			t.Fatalf("checkpointer did not pick up %s (has %v)", file, c.dbs)
+		if c.files.dbs[file] == nil {
+			t.Fatalf("checkpointer did not pick up %s (has %v)", file, c.files.dbs)
 		}
 		if err := cl.Database("dropme").Drop(ctx); err != nil {
 			t.Fatal(err)
@@ -90,7 +80,7 @@ func TestCheckpointerLetsDroppedDatabasesGo(t *testing.T) {
 	if err := c.pass(ctx); err != nil {
 		t.Fatalf("checkpoint after the drop: %v", err)
 	}
-	if c.dbs[file] != nil {
+	if c.files.dbs[file] != nil {
 		t.Errorf("checkpointer still holds %s after its database was dropped", file)
 	}
 }
