@@ -150,32 +150,47 @@ func TestOrderIsTheSameOnBothSides(t *testing.T) {
 	}
 }
 
-func TestResumeReplaysExactlyTheGap(t *testing.T) {
-	c := newChat(t, nil)
+// customerAway has the customer send one message and lose their connection, the agent
+// then reply n times, and returns the customer's new socket (not resumed yet).
+func customerAway(t *testing.T, c *chat, replies int) *client.Socket {
+	t.Helper()
 	ctx := context.Background()
 	if err := c.cust.SendMessage(ctx, "", "c-1", "first"); err != nil {
 		t.Fatal(err)
 	}
 	readUntil(t, c.cust, "own message", isMessage(1))
 	_ = c.cust.CloseNow() // the customer's network drops
-	for i := range 5 {
+	for i := range replies {
 		if err := c.agent.SendMessage(ctx, c.start.SessionID, fmt.Sprintf("a-%d", i), fmt.Sprint("reply ", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	readUntil(t, c.agent, "last reply", isMessage(6))
+	readUntil(t, c.agent, "last reply", isMessage(int64(1+replies)))
 	cust := r(c.api.DialCustomer(ctx, c.start.CustomerToken)).must(t)
-	defer cust.CloseNow()
-	if err := cust.Resume(ctx, "", 1); err != nil {
-		t.Fatal(err)
-	}
-	var seqs []int64
-	frames := readUntil(t, cust, "resumed", isType("resumed"))
+	t.Cleanup(func() { _ = cust.CloseNow() })
+	return cust
+}
+
+// resumeSeqs reads up to the resumed frame and returns the seqs of the messages before it.
+func resumeSeqs(t *testing.T, s *client.Socket) (seqs []int64, frames []client.Frame) {
+	t.Helper()
+	frames = readUntil(t, s, "resumed", isType("resumed"))
 	for _, f := range frames {
 		if f.Type == "message" {
 			seqs = append(seqs, f.Seq)
 		}
 	}
+	return seqs, frames
+}
+
+func TestResumeReplaysExactlyTheGap(t *testing.T) {
+	c := newChat(t, nil)
+	ctx := context.Background()
+	cust := customerAway(t, c, 5)
+	if err := cust.Resume(ctx, "", 1); err != nil {
+		t.Fatal(err)
+	}
+	seqs, frames := resumeSeqs(t, cust)
 	if fmt.Sprint(seqs) != "[2 3 4 5 6]" || frames[len(frames)-1].LastSeq != 6 || frames[len(frames)-1].History {
 		t.Fatalf("resume replayed %v then %+v", seqs, frames[len(frames)-1])
 	}
@@ -195,19 +210,7 @@ func TestResumeReplaysExactlyTheGap(t *testing.T) {
 func TestResumeAfterALiveMessageStillReplaysTheGap(t *testing.T) {
 	c := newChat(t, nil)
 	ctx := context.Background()
-	if err := c.cust.SendMessage(ctx, "", "c-1", "first"); err != nil {
-		t.Fatal(err)
-	}
-	readUntil(t, c.cust, "own message", isMessage(1))
-	_ = c.cust.CloseNow() // the customer's network drops
-	for i := range 3 {
-		if err := c.agent.SendMessage(ctx, c.start.SessionID, fmt.Sprintf("a-%d", i), fmt.Sprint("reply ", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	readUntil(t, c.agent, "last reply", isMessage(4))
-	cust := r(c.api.DialCustomer(ctx, c.start.CustomerToken)).must(t)
-	defer cust.CloseNow()
+	cust := customerAway(t, c, 3)
 	readUntil(t, cust, "greeting", isType("session"))
 	if err := c.agent.SendMessage(ctx, c.start.SessionID, "a-live", "live"); err != nil {
 		t.Fatal(err)
@@ -219,13 +222,7 @@ func TestResumeAfterALiveMessageStillReplaysTheGap(t *testing.T) {
 	if err := cust.Resume(ctx, "", 1); err != nil {
 		t.Fatal(err)
 	}
-	var seqs []int64
-	frames = readUntil(t, cust, "resumed", isType("resumed"))
-	for _, f := range frames {
-		if f.Type == "message" {
-			seqs = append(seqs, f.Seq)
-		}
-	}
+	seqs, frames := resumeSeqs(t, cust)
 	if fmt.Sprint(seqs) != "[2 3 4]" || frames[len(frames)-1].LastSeq != 5 {
 		t.Fatalf("resume replayed %v then %+v, want 2 3 4 then last_seq 5", seqs, frames[len(frames)-1])
 	}
