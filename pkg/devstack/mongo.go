@@ -21,9 +21,9 @@ type Mongo struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	stopIndexer      context.CancelFunc
-	indexerDone      chan struct{}
-	checkpointerDone chan struct{}
+	// The helpers working on FerretDB's files: the _id indexer and the checkpointer.
+	stopHelpers context.CancelFunc
+	helpers     sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -94,16 +94,10 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 		}
 	}()
 
-	idxCtx, stopIndexer := context.WithCancel(context.WithoutCancel(ctx))
-	m.stopIndexer, m.indexerDone, m.checkpointerDone = stopIndexer, make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(m.indexerDone)
-		newIDIndexer(abs, logger).run(idxCtx, idIndexInterval)
-	}()
-	go func() {
-		defer close(m.checkpointerDone)
-		newWALCheckpointer(abs, logger).run(idxCtx, walCheckpointInterval)
-	}()
+	helpersCtx, stopHelpers := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopHelpers = stopHelpers
+	m.helpers.Go(func() { newIDIndexer(abs, logger).run(helpersCtx, idIndexInterval) })
+	m.helpers.Go(func() { newWALCheckpointer(abs, logger).run(helpersCtx, walCheckpointInterval) })
 
 	logger.Debug("mongo started", slog.String("uri", uri), slog.String("dir", abs))
 	return m, nil
@@ -119,9 +113,8 @@ func (m *Mongo) URI() string { return m.uri }
 // for a fast shutdown. It is safe to call more than once.
 func (m *Mongo) Close() error {
 	m.closeOnce.Do(func() {
-		m.stopIndexer()
-		<-m.indexerDone
-		<-m.checkpointerDone
+		m.stopHelpers()
+		m.helpers.Wait()
 		m.cancel()
 		<-m.done
 		m.logger.Debug("mongo stopped")

@@ -33,14 +33,14 @@ func (s *Service) HandleBatch(ctx context.Context, b events.Batch) error {
 	if len(order) == 0 {
 		return nil
 	}
-	agents, responded, err := s.sequenceAll(ctx, order, bySession)
+	states, err := s.sequenceAll(ctx, order, bySession)
 	if err != nil {
 		return err
 	}
 	if err := s.persist(ctx, bySession); err != nil {
 		return err
 	}
-	if err := s.deliver(ctx, order, bySession, agents, responded); err != nil {
+	if err := s.deliver(ctx, order, bySession, states); err != nil {
 		return err
 	}
 	s.metrics.batchSize.Observe(float64(len(b.Messages)))
@@ -76,10 +76,10 @@ func (s *Service) decodeInbound(ctx context.Context, b events.Batch) ([]string, 
 	return order, bySession
 }
 
-// sequenceAll assigns seqs to every session of the batch and returns their agents and
-// which of them already had their first response. Sessions the batch names but that do
-// not exist are dropped from bySession.
-func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map[string][]*pending) (agents map[string]string, responded map[string]bool, err error) {
+// sequenceAll assigns seqs to every session of the batch and returns what the state
+// said of each (agent, first response). Sessions the batch names but that do not exist
+// are dropped from bySession.
+func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map[string][]*pending) (map[string]seqResult, error) {
 	ids := make(map[string][]string, len(order))
 	for _, sid := range order {
 		for _, p := range bySession[sid] {
@@ -88,7 +88,7 @@ func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map
 	}
 	results, cold, err := s.state.assignAll(ctx, order, ids)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, sid := range cold {
 		if err := s.loadState(ctx, sid); err != nil {
@@ -97,22 +97,18 @@ func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map
 				delete(bySession, sid)
 				continue
 			}
-			return nil, nil, err
+			return nil, err
 		}
 		r, stillCold, err := s.state.assignAll(ctx, []string{sid}, map[string][]string{sid: ids[sid]})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if len(stillCold) > 0 {
-			return nil, nil, fmt.Errorf("state of session %s vanished while loading it", sid)
+			return nil, fmt.Errorf("state of session %s vanished while loading it", sid)
 		}
 		results[sid] = r[sid]
 	}
-	agents = make(map[string]string, len(results))
-	responded = make(map[string]bool, len(results))
 	for sid, res := range results {
-		agents[sid] = res.agent
-		responded[sid] = res.responded
 		for i, p := range bySession[sid] {
 			seq := res.seqs[i]
 			if seq < 0 {
@@ -131,7 +127,7 @@ func (s *Service) sequenceAll(ctx context.Context, order []string, bySession map
 			}
 		}
 	}
-	return agents, responded, nil
+	return results, nil
 }
 
 // loadState rebuilds a session's Redis state from MongoDB.
@@ -209,7 +205,7 @@ func (s *Service) persist(ctx context.Context, bySession map[string][]*pending) 
 
 // deliver fans the batch out to gateways, keeps the recent buffer, records first
 // responses and publishes message_created.
-func (s *Service) deliver(ctx context.Context, order []string, bySession map[string][]*pending, agents map[string]string, responded map[string]bool) error {
+func (s *Service) deliver(ctx context.Context, order []string, bySession map[string][]*pending, states map[string]seqResult) error {
 	pipe := s.deps.Redis.Pipeline()
 	var records []events.Record
 	touch(ctx, pipe, time.Now(), order...)
@@ -218,6 +214,7 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 		if !ok {
 			continue
 		}
+		agent, responded := states[sid].agent, states[sid].responded
 		pushed := false
 		for _, p := range ps {
 			frame := p.msg.Frame()
@@ -226,8 +223,8 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 				return fmt.Errorf("encode message frame: %w", err)
 			}
 			pipe.Publish(ctx, frames.SessionChannel(sid), payload)
-			if agents[sid] != "" {
-				pipe.Publish(ctx, frames.AgentChannel(agents[sid]), payload)
+			if agent != "" {
+				pipe.Publish(ctx, frames.AgentChannel(agent), payload)
 			}
 			// Repeats go into the recent buffer too (readers drop the copies): after a
 			// crash between persisting a batch and this step, the replayed batch is all
@@ -250,8 +247,8 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 			records = append(records, events.Record{Topic: events.TopicEvents, Envelope: env})
 			// Only a session whose state showed no first response yet needs the claim
 			// (a Redis round trip); the claim still decides, once, between racing writers.
-			if p.msg.Sender.Type == frames.SenderAgent && !responded[sid] {
-				responded[sid] = true
+			if p.msg.Sender.Type == frames.SenderAgent && !responded {
+				responded = true
 				if first, err := s.state.claimFirstResponse(ctx, sid); err == nil && first {
 					if err := s.repo.markFirstResponse(ctx, sid, p.msg.CreatedAt); err != nil {
 						return err
