@@ -102,9 +102,32 @@ func TestSlowSocketIsClosedWithResumeHint(t *testing.T) {
 	if !errors.Is(context.Cause(s.ctx), errSlowConsumer) {
 		t.Fatalf("cause = %v, want the slow-consumer error", context.Cause(s.ctx))
 	}
-	if code, reason := closeFrame(context.Cause(s.ctx)); code != websocket.StatusTryAgainLater || !strings.Contains(reason, `"reconnect":true`) {
-		t.Fatalf("close frame %d %s", code, reason)
+}
+
+// A socket revoked while a frame is being written still ends with its close frame:
+// the write finishes and the client learns not to reconnect.
+func TestRevokedMidWriteEndsWithTheCloseFrame(t *testing.T) {
+	s, client := socketPair(t, 8)
+	client.SetReadLimit(8 << 20)
+	closed := s.closeWhenEnded()
+	// Larger than the connection's buffers: with the client not reading yet, the
+	// writer is stuck in this write.
+	s.enqueue(outItem{kind: itemRaw, payload: []byte(`{"type":"notice","body":"` + strings.Repeat("z", 4<<20) + `"}`)})
+	time.Sleep(200 * time.Millisecond)
+	if writing, _ := writerState(s); !writing {
+		t.Fatal("the writer finished a 4 MiB frame nobody read")
 	}
+	s.cancel(errRevoked)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, b, err := client.Read(ctx); err != nil || len(b) < 4<<20 {
+		t.Fatalf("the frame in flight: %d bytes, %v", len(b), err)
+	}
+	_, _, err := client.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+		t.Fatalf("socket ended with %v (close %d), want 1008", err, code)
+	}
+	<-closed
 }
 
 func TestReaderWaitsForRoomInTheQueue(t *testing.T) {

@@ -328,16 +328,30 @@ func (s *socket) run() {
 	// cancels ctx; closing the connection with a close frame then ends the read loop.
 	// Reads use their own context: a cancelled read would drop the connection
 	// without a close frame.
-	closed := make(chan struct{})
-	context.AfterFunc(ctx, func() {
-		defer close(closed)
-		code, reason := closeFrame(context.Cause(ctx))
-		_ = conn.Close(code, reason)
-	})
+	closed := s.closeWhenEnded()
 	defer func() { <-closed }()
 	s.greet()
 	s.readLoop(context.WithoutCancel(ctx))
 	s.cancel(nil)
+}
+
+// closeWhenEnded closes the connection once the socket's context ends, with the close
+// frame that says why; the returned channel is closed when that is done.
+func (s *socket) closeWhenEnded() <-chan struct{} {
+	closed := make(chan struct{})
+	context.AfterFunc(s.ctx, func() {
+		defer close(closed)
+		cause := context.Cause(s.ctx)
+		if errors.Is(cause, errSlowConsumer) {
+			// The writer is stuck on a client that does not read, and a close frame
+			// would wait behind it: drop the connection. The client resumes.
+			_ = s.conn.CloseNow()
+			return
+		}
+		code, reason := closeFrame(cause)
+		_ = s.conn.Close(code, reason)
+	})
+	return closed
 }
 
 // startPresence records the agent's console as connected and keeps it so with a
@@ -376,8 +390,6 @@ func (s *socket) startPresence() (disconnect func()) {
 // closeFrame is the close code and reason a socket ends with.
 func closeFrame(cause error) (websocket.StatusCode, string) {
 	switch {
-	case errors.Is(cause, errSlowConsumer):
-		return websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"too slow to keep up, resume"}`
 	case errors.Is(cause, errShuttingDown):
 		return websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is restarting, resume"}`
 	case errors.Is(cause, errRevoked):
@@ -743,8 +755,16 @@ func (s *socket) handleResume(f frames.Client) {
 	}()
 }
 
+// writeContext bounds one write. It is not cancelled when the socket ends: the
+// WebSocket library drops the connection when a write's context ends mid-write, and
+// the close frame that tells the client why (revoked, restarting) would be lost. The
+// writer checks the socket's end between frames instead.
+func (s *socket) writeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(s.ctx), writeWait)
+}
+
 func (s *socket) writeRaw(b []byte) error {
-	ctx, cancel := context.WithTimeout(s.ctx, writeWait)
+	ctx, cancel := s.writeContext()
 	defer cancel()
 	return s.conn.Write(ctx, websocket.MessageText, b)
 }
@@ -765,7 +785,7 @@ func (s *socket) write(it outItem) error {
 	case itemRaw:
 		return s.writeRaw(it.payload)
 	case itemPing:
-		ctx, cancel := context.WithTimeout(s.ctx, writeWait)
+		ctx, cancel := s.writeContext()
 		defer cancel()
 		if err := s.conn.Ping(ctx); err != nil {
 			return err
