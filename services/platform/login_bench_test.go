@@ -8,16 +8,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/client"
+	"github.com/helmdesk/helmdesk/services/platform"
 	"github.com/helmdesk/helmdesk/services/platform/platformtest"
 )
 
 // BenchmarkLogin20Parallel signs in with 20 clients at once against the whole platform
 // on the embedded stack (argon2id, token issue, audit entry) and reports latency
-// percentiles. Each iteration is one round of 20 concurrent sign-ins.
+// percentiles. Each iteration is one round of 20 concurrent sign-ins. It runs once
+// per password hasher (libsodium is skipped where it is not installed).
 func BenchmarkLogin20Parallel(b *testing.B) {
+	for _, hasher := range []string{auth.HasherGo, auth.HasherLibsodium} {
+		b.Run(hasher, func(b *testing.B) {
+			if _, err := auth.UseHasher(hasher); err != nil {
+				b.Skip(err)
+			}
+			defer auth.UseHasher(auth.HasherAuto)
+			benchmarkLogin20Parallel(b, hasher)
+		})
+	}
+}
+
+func benchmarkLogin20Parallel(b *testing.B, hasher string) {
 	ctx := context.Background()
-	dev := platformtest.Start(b, b.TempDir(), io.Discard, nil)
+	dev := platformtest.Start(b, b.TempDir(), io.Discard, func(c *platform.Config) { c.PasswordHasher = hasher })
 	api := client.New(dev.URL)
 	if _, err := api.Setup(ctx, "Acme", adminEmail, adminPass, "Ada"); err != nil {
 		b.Fatal(err)

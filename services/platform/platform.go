@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/helmdesk/helmdesk/pkg/app"
+	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/audit"
 	"github.com/helmdesk/helmdesk/pkg/cache"
 	"github.com/helmdesk/helmdesk/pkg/events"
@@ -73,6 +74,11 @@ func New(ctx context.Context, cfg Config, services []string, logOut io.Writer, g
 		debug.SetGCPercent(pct)
 		logger.Info("garbage collector target set", slog.Int("gc_percent", pct))
 	}
+	hasher, err := auth.UseHasher(cfg.PasswordHasher)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("password hashing", slog.String("hasher", hasher))
 	tp, err := observability.NewTracerProvider(ctx, "helmdesk", cfg.Instance, getenv)
 	if err != nil {
 		return nil, err
