@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/helmdesk/helmdesk/pkg/app"
-	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/audit"
+	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/cache"
 	"github.com/helmdesk/helmdesk/pkg/events"
 	"github.com/helmdesk/helmdesk/pkg/logkey"
