@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -77,7 +78,7 @@ func (f *fixture) newSessionState(t *testing.T, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.state.create(context.Background(), s); err != nil {
+	if err := f.svc.state.install(context.Background(), s, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -337,17 +338,17 @@ func TestRecentBufferCoverage(t *testing.T) {
 		buffered []int64
 		after    int64
 		limit    int
-		want     string // seqs returned, or "miss"
+		want     string // seqs returned, or "miss" and why
 	}{
-		{"empty buffer", nil, 0, 10, "miss"},
+		{"empty buffer", nil, 0, 10, "miss empty"},
 		{"in order", []int64{1, 2, 3}, 1, 10, "[2 3]"},
 		{"everything read", []int64{1, 2, 3}, 3, 10, "[]"},
 		{"ends before last: in flight", []int64{4, 5}, 3, 10, "[4 5]"},
-		{"older history needed", []int64{5, 6, 7}, 2, 10, "miss"},
+		{"older history needed", []int64{5, 6, 7}, 2, 10, "miss older"},
 		{"starts right after", []int64{5, 6, 7}, 4, 10, "[5 6 7]"},
 		{"out of order", []int64{1, 2, 4, 3, 5}, 1, 10, "[2 3 4 5]"},
 		{"repeats", []int64{1, 2, 2, 3, 1}, 0, 10, "[1 2 3]"},
-		{"hole", []int64{1, 2, 4, 5}, 1, 10, "miss"},
+		{"hole", []int64{1, 2, 4, 5}, 1, 10, "miss hole"},
 		{"a hole past the limit does not matter", []int64{1, 2, 3, 5}, 0, 2, "[1 2]"},
 		{"limit", []int64{1, 2, 3, 4}, 0, 2, "[1 2]"},
 	}
@@ -363,12 +364,12 @@ func TestRecentBufferCoverage(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			msgs, ok, err := st.recentAfter(ctx, sid, tt.after, tt.limit)
+			msgs, miss, err := st.recentAfter(ctx, sid, tt.after, tt.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := "miss"
-			if ok {
+			got := "miss " + miss
+			if miss == "" {
 				seqs := []int64{}
 				for _, m := range msgs {
 					seqs = append(seqs, m.Seq)
@@ -379,6 +380,56 @@ func TestRecentBufferCoverage(t *testing.T) {
 				t.Fatalf("recentAfter(%d) over %v = %s, want %s", tt.after, tt.buffered, got, tt.want)
 			}
 		})
+	}
+}
+
+// An empty recent buffer answers a history read only while the stored watermark shows
+// MongoDB has nothing newer: a new session's first messages still on their way. A
+// buffer that expired with its watermark, or an erased one, sends the reader to MongoDB.
+func TestEmptyRecentBufferAndTheStoredWatermark(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	reads := func(source, miss string) float64 {
+		return testutil.ToFloat64(f.svc.metrics.historyReads.WithLabelValues(source, miss))
+	}
+	f.newSession(t, "new", "agent-1")
+	// The first message is sequenced but not yet persisted: nothing to read, from Redis.
+	if _, _, err := f.svc.state.assignAll(ctx, []string{"new"}, map[string][]string{"new": {"c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	// (more is true: seq 1 exists and arrives live once stored.)
+	msgs, more, err := f.svc.ListMessages(ctx, "new", 0, 50)
+	if err != nil || len(msgs) != 0 || !more {
+		t.Fatalf("new session, first message in flight: %v more=%v err=%v", msgs, more, err)
+	}
+	if reads("recent", "") != 1 || reads("mongodb", missEmpty) != 0 {
+		t.Fatalf("reads: recent %v, mongodb %v; want the answer from Redis", reads("recent", ""), reads("mongodb", missEmpty))
+	}
+
+	// Stored messages whose buffer and watermark are gone are read from MongoDB.
+	f.newSession(t, "old", "agent-1")
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"old", "c1", "one"}, in{"old", "c2", "two"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rdb.Del(ctx, recentKey("old"), storedKey("old")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _, err := f.svc.ListMessages(ctx, "old", 0, 50); err != nil || len(msgs) != 2 {
+		t.Fatalf("buffer and watermark expired: %v err=%v, want both messages from MongoDB", msgs, err)
+	}
+	// So are they when only the buffer is gone (erasure drops it) and the watermark is
+	// past the reader.
+	if err := f.svc.HandleBatch(ctx, batch(t, in{"old", "c3", "three"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rdb.Del(ctx, recentKey("old")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _, err := f.svc.ListMessages(ctx, "old", 1, 50); err != nil || len(msgs) != 2 || msgs[0].Seq != 2 {
+		t.Fatalf("buffer dropped, watermark 3: %v err=%v, want seqs 2 and 3 from MongoDB", msgs, err)
+	}
+	if got := reads("mongodb", missEmpty); got != 2 {
+		t.Fatalf("MongoDB reads for an empty buffer: %v, want 2", got)
 	}
 }
 

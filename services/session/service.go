@@ -57,6 +57,9 @@ type metrics struct {
 	duplicates prometheus.Counter
 	active     prometheus.Gauge
 	batchSize  prometheus.Histogram
+	// historyReads counts message history reads by where they were answered from, and
+	// for MongoDB why the recent buffer could not answer.
+	historyReads *prometheus.CounterVec
 }
 
 // New prepares the service: indexes, Redis scripts, metrics.
@@ -72,6 +75,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_session_messages_duplicate_total", Help: "Inbound messages recognised as repeats of an earlier client_msg_id."}),
 		active:     f.NewGauge(prometheus.GaugeOpts{Name: "helmdesk_session_active_sessions", Help: "Sessions not yet closed (queued or assigned), cluster-wide."}),
 		batchSize:  f.NewHistogram(prometheus.HistogramOpts{Name: "helmdesk_session_inbound_batch_size", Help: "Messages per persisted inbound batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
+		historyReads: f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_session_history_reads_total",
+			Help: "Message history reads (resumes, REST pages) by source: recent (Redis) or mongodb, with why Redis could not answer (no_state, empty, older, hole, redis_error)."}, []string{"source", "miss"}),
 	}
 	return &Service{
 		cfg:     cfg,
@@ -336,11 +341,17 @@ func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, 
 	if err != nil {
 		return nil, false, err
 	}
+	miss := "no_state"
 	if known {
 		if afterSeq >= last {
 			return nil, false, nil
 		}
-		if msgs, ok, err := s.state.recentAfter(ctx, sid, afterSeq, limit); err == nil && ok {
+		var msgs []frames.Message
+		msgs, miss, err = s.state.recentAfter(ctx, sid, afterSeq, limit)
+		if err != nil {
+			miss = "redis_error"
+		} else if miss == "" {
+			s.metrics.historyReads.WithLabelValues("recent", "").Inc()
 			end := afterSeq
 			if len(msgs) > 0 {
 				end = msgs[len(msgs)-1].Seq
@@ -348,6 +359,7 @@ func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, 
 			return msgs, end < last, nil
 		}
 	}
+	s.metrics.historyReads.WithLabelValues("mongodb", miss).Inc()
 	stored, err := s.repo.messagesAfter(ctx, sid, afterSeq, limit+1)
 	if err != nil {
 		return nil, false, err

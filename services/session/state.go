@@ -150,9 +150,17 @@ func (s *stateStore) install(ctx context.Context, sess Session, recent []Message
 	return nil
 }
 
-// create installs the state of a brand-new session.
+// create installs the state of a brand-new session. Its stored watermark starts at 0:
+// nothing of it is in MongoDB, so until the first batch reaches the recent buffer a
+// history read can be answered "nothing yet" instead of by a MongoDB query.
 func (s *stateStore) create(ctx context.Context, sess Session) error {
-	return s.install(ctx, sess, nil)
+	if err := s.install(ctx, sess, nil); err != nil {
+		return err
+	}
+	if err := s.rdb.SetNX(ctx, storedKey(sess.ID), 0, s.ttl).Err(); err != nil {
+		return fmt.Errorf("install state of session %s: %w", sess.ID, err)
+	}
+	return nil
 }
 
 func boolFlag(b bool) int {
@@ -257,31 +265,48 @@ func (s *stateStore) lastSeq(ctx context.Context, sid string) (int64, bool, erro
 	return n, err == nil, nil
 }
 
-// recentAfter serves messages after afterSeq from the recent buffer. It reports
-// ok=false when the buffer cannot answer: it is empty, it starts after afterSeq+1 (the
-// reader needs older history), or it has a hole (a batch replayed after a crash can be
-// buffered out of order or partly). When the buffer simply ends, the run up to its end
-// is the answer, possibly empty: later messages are sequenced but still being
-// persisted, and reach readers live when they are.
-func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq int64, limit int) (msgs []frames.Message, ok bool, err error) {
-	raw, err := s.rdb.LRange(ctx, recentKey(sid), 0, -1).Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("read recent messages of %s: %w", sid, err)
+// Why the recent buffer could not answer a history read (the label of the MongoDB
+// reads it causes).
+const (
+	missEmpty = "empty" // nothing buffered: the state expired or was dropped
+	missOlder = "older" // the reader wants messages older than the buffer holds
+	missHole  = "hole"  // a batch replayed after a crash is buffered out of order or partly
+)
+
+// recentAfter serves messages after afterSeq from the recent buffer. It returns why
+// it cannot answer (missEmpty, missOlder, missHole), or "" with the answer. When the
+// buffer simply ends, the run up to its end is the answer, possibly empty: later
+// messages are sequenced but still being persisted, and reach readers live when they
+// are.
+//
+// An empty buffer answers too when the stored watermark is at or below afterSeq:
+// MongoDB has nothing newer either (a new session whose first messages are still on
+// their way). Without the watermark (it expired with the buffer) MongoDB is asked.
+func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq int64, limit int) (msgs []frames.Message, miss string, err error) {
+	pipe := s.rdb.Pipeline()
+	recent := pipe.LRange(ctx, recentKey(sid), 0, -1)
+	stored := pipe.Get(ctx, storedKey(sid))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, "", fmt.Errorf("read recent messages of %s: %w", sid, err)
 	}
+	raw := recent.Val()
 	buf := make([]frames.Message, 0, len(raw))
 	for _, r := range raw {
 		var m frames.Message
 		if err := json.Unmarshal([]byte(r), &m); err != nil {
-			return nil, false, nil
+			return nil, missHole, nil
 		}
 		buf = append(buf, m)
 	}
 	if len(buf) == 0 {
-		return nil, false, nil
+		if n, err := stored.Int64(); err == nil && n <= afterSeq {
+			return nil, "", nil
+		}
+		return nil, missEmpty, nil
 	}
 	slices.SortStableFunc(buf, func(a, b frames.Message) int { return cmp.Compare(a.Seq, b.Seq) })
 	if buf[0].Seq > afterSeq+1 {
-		return nil, false, nil
+		return nil, missOlder, nil
 	}
 	want := afterSeq + 1
 	for _, m := range buf {
@@ -289,7 +314,7 @@ func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq int64
 		case m.Seq < want:
 			continue // before the range, or a copy of one already taken
 		case m.Seq > want:
-			return nil, false, nil // a hole
+			return nil, missHole, nil
 		}
 		if len(msgs) == limit {
 			break
@@ -297,7 +322,7 @@ func (s *stateStore) recentAfter(ctx context.Context, sid string, afterSeq int64
 		msgs = append(msgs, m)
 		want++
 	}
-	return msgs, true, nil
+	return msgs, "", nil
 }
 
 // claim takes a once-per-session step (closing, rating) atomically across replicas;
