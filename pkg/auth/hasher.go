@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -109,5 +110,7 @@ func (l *sodiumLib) idKey(pw, salt []byte, t, mem, n uint32) ([]byte, bool) {
 	out := make([]byte, n)
 	// An empty password is passed as a null pointer with length 0, which argon2 accepts.
 	rc := l.pwhash(&out[0], uint64(n), unsafe.SliceData(pw), uint64(len(pw)), &salt[0], uint64(t), uintptr(mem)*1024, sodiumArgon2id)
+	runtime.KeepAlive(pw) // C reads them until the call returns
+	runtime.KeepAlive(salt)
 	return out, rc == 0
 }
