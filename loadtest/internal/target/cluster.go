@@ -175,31 +175,43 @@ func (c *Cluster) run(ctx context.Context, p *Process) error {
 }
 
 func (c *Cluster) startDev(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+	return c.runFresh(ctx, func() (*Process, error) {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		c.URL = "http://" + addr
+		return c.newProcess(ProcDev, []string{"dev"}, []string{
+			"HELMDESK_HTTP_ADDR=" + addr,
+			"HELMDESK_DATA_DIR=" + filepath.Join(c.Dir, "data"),
+		}, c.URL+"/readyz"), nil
+	})
+}
+
+// runFresh starts the process mk makes and waits until it is ready. A port is chosen
+// free and bound only later by the process; in between another process, or the kernel
+// handing out an ephemeral port, can take it. When that is why the start failed, mk
+// makes the process again on fresh ports (three attempts in all).
+func (c *Cluster) runFresh(ctx context.Context, mk func() (*Process, error)) error {
+	for attempt := 1; ; attempt++ {
+		p, err := mk()
+		if err != nil {
+			return err
+		}
+		err = c.run(ctx, p)
+		if err == nil || attempt == 3 || !p.portTaken() {
+			return err
+		}
+		c.procs = slices.DeleteFunc(c.procs, func(q *Process) bool { return q == p })
+		c.opts.Logf("%s: a port chosen for it was taken meanwhile; starting it again on fresh ports", p.Name)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c.URL = "http://" + addr
-	p := c.newProcess(ProcDev, []string{"dev"}, []string{
-		"HELMDESK_HTTP_ADDR=" + addr,
-		"HELMDESK_DATA_DIR=" + filepath.Join(c.Dir, "data"),
-	}, c.URL+"/readyz")
-	return c.run(ctx, p)
 }
 
 // depsVars are the settings devstack must print before the services can start.
 var depsVars = []string{"HELMDESK_MONGO_URI", "HELMDESK_KAFKA_BROKERS", "HELMDESK_REDIS_ADDR"}
 
 func (c *Cluster) startSplit(ctx context.Context) error {
-	ports, err := freePorts(3)
-	if err != nil {
-		return err
-	}
-	grpcAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
-	opsAddr := "127.0.0.1:" + strconv.Itoa(ports[1])
-	httpAddr := "127.0.0.1:" + strconv.Itoa(ports[2])
-	c.URL = "http://" + httpAddr
 
 	// The embedded dependencies, whose settings come on stdout as HELMDESK_*=value
 	// lines: the addresses below, and whatever else the version prints (for
@@ -252,15 +264,31 @@ func (c *Cluster) startSplit(ctx context.Context) error {
 	mu.Unlock()
 	c.opts.Logf("devstack ready (pid %d): %s", ds.PID(), strings.Join(env, " "))
 
-	sess := c.newProcess(ProcSession, []string{"serve", "session", "routing"},
-		append(slices.Clone(env), "HELMDESK_GRPC_ADDR="+grpcAddr, "HELMDESK_OPS_ADDR="+opsAddr), "http://"+opsAddr+"/readyz")
-	if err := c.run(ctx, sess); err != nil {
+	var grpcAddr string
+	err := c.runFresh(ctx, func() (*Process, error) {
+		ports, err := freePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		grpcAddr = "127.0.0.1:" + strconv.Itoa(ports[0])
+		opsAddr := "127.0.0.1:" + strconv.Itoa(ports[1])
+		return c.newProcess(ProcSession, []string{"serve", "session", "routing"},
+			append(slices.Clone(env), "HELMDESK_GRPC_ADDR="+grpcAddr, "HELMDESK_OPS_ADDR="+opsAddr), "http://"+opsAddr+"/readyz"), nil
+	})
+	if err != nil {
 		return err
 	}
-	gw := c.newProcess(ProcGateway, []string{"serve", "gateway"},
-		append(slices.Clone(env), "HELMDESK_SESSION_ADDR="+grpcAddr, "HELMDESK_ROUTING_ADDR="+grpcAddr,
-			"HELMDESK_HTTP_ADDR="+httpAddr, "HELMDESK_OPS_ADDR="), c.URL+"/readyz")
-	return c.run(ctx, gw)
+	return c.runFresh(ctx, func() (*Process, error) {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		httpAddr := "127.0.0.1:" + strconv.Itoa(port)
+		c.URL = "http://" + httpAddr
+		return c.newProcess(ProcGateway, []string{"serve", "gateway"},
+			append(slices.Clone(env), "HELMDESK_SESSION_ADDR="+grpcAddr, "HELMDESK_ROUTING_ADDR="+grpcAddr,
+				"HELMDESK_HTTP_ADDR="+httpAddr, "HELMDESK_OPS_ADDR="), c.URL+"/readyz"), nil
+	})
 }
 
 // Process returns the process called name, or nil.

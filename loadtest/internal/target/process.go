@@ -4,6 +4,7 @@ package target
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -177,6 +178,13 @@ func (p *Process) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// portTaken reports whether the process's log says a port it was to listen on was in
+// use.
+func (p *Process) portTaken() bool {
+	b, err := os.ReadFile(p.logPath)
+	return err == nil && bytes.Contains(b, []byte("address already in use"))
 }
 
 // RSS returns the resident memory of the process in bytes (0 when unknown).
