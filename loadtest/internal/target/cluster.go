@@ -176,17 +176,27 @@ func (c *Cluster) run(ctx context.Context, p *Process) error {
 
 func (c *Cluster) startDev(ctx context.Context) error {
 	return c.runFresh(ctx, func() (*Process, error) {
-		port, err := freePort()
+		addr, err := c.pickGatewayAddr()
 		if err != nil {
 			return nil, err
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		c.URL = "http://" + addr
 		return c.newProcess(ProcDev, []string{"dev"}, []string{
 			"HELMDESK_HTTP_ADDR=" + addr,
 			"HELMDESK_DATA_DIR=" + filepath.Join(c.Dir, "data"),
 		}, c.URL+"/readyz"), nil
 	})
+}
+
+// pickGatewayAddr chooses a free loopback address for the gateway's HTTP server and
+// makes it the cluster's URL.
+func (c *Cluster) pickGatewayAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c.URL = "http://" + addr
+	return addr, nil
 }
 
 // runFresh starts the process mk makes and waits until it is ready. A port is chosen
@@ -279,12 +289,10 @@ func (c *Cluster) startSplit(ctx context.Context) error {
 		return err
 	}
 	return c.runFresh(ctx, func() (*Process, error) {
-		port, err := freePort()
+		httpAddr, err := c.pickGatewayAddr()
 		if err != nil {
 			return nil, err
 		}
-		httpAddr := "127.0.0.1:" + strconv.Itoa(port)
-		c.URL = "http://" + httpAddr
 		return c.newProcess(ProcGateway, []string{"serve", "gateway"},
 			append(slices.Clone(env), "HELMDESK_SESSION_ADDR="+grpcAddr, "HELMDESK_ROUTING_ADDR="+grpcAddr,
 				"HELMDESK_HTTP_ADDR="+httpAddr, "HELMDESK_OPS_ADDR="), c.URL+"/readyz"), nil
