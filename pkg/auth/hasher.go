@@ -42,30 +42,41 @@ var (
 	hasherOnce sync.Once
 	sodium     atomic.Pointer[sodiumLib] // nil: hash in Go
 
-	loadOnce   sync.Once
-	loadedLib  *sodiumLib
-	loadingErr error
+	// loadSodium loads libsodium once; the result is kept, failure included.
+	loadSodium = sync.OnceValues(openSodium)
 )
+
+// CheckHasher reports whether name is a hasher UseHasher accepts.
+func CheckHasher(name string) error {
+	switch name {
+	case HasherAuto, HasherGo, HasherLibsodium:
+		return nil
+	}
+	return fmt.Errorf("unknown password hasher %q: use auto, go or libsodium", name)
+}
 
 // UseHasher selects the argon2id implementation (HasherAuto, HasherGo or
 // HasherLibsodium) and returns a description of the one in effect. Without a call,
-// the first hash chooses as HasherAuto does.
+// the first hash chooses as HasherAuto does; so does an empty name.
 func UseHasher(name string) (string, error) {
+	if name == "" {
+		name = HasherAuto
+	}
+	if err := CheckHasher(name); err != nil {
+		return "", err
+	}
 	hasherOnce.Do(func() {})
 	switch name {
 	case HasherGo:
 		sodium.Store(nil)
-	case HasherAuto, "":
-		lib, _ := loadSodium()
-		sodium.Store(lib)
+	case HasherAuto:
+		useAuto()
 	case HasherLibsodium:
 		lib, err := loadSodium()
 		if err != nil {
 			return "", fmt.Errorf("password hasher libsodium: %w", err)
 		}
 		sodium.Store(lib)
-	default:
-		return "", fmt.Errorf("unknown password hasher %q: use auto, go or libsodium", name)
 	}
 	return HasherInUse(), nil
 }
@@ -82,12 +93,6 @@ func HasherInUse() string {
 func useAuto() {
 	lib, _ := loadSodium()
 	sodium.Store(lib)
-}
-
-// loadSodium loads libsodium once; the result is kept, failure included.
-func loadSodium() (*sodiumLib, error) {
-	loadOnce.Do(func() { loadedLib, loadingErr = openSodium() })
-	return loadedLib, loadingErr
 }
 
 // idKey is argon2.IDKey, computed by libsodium when it is in use and supports the

@@ -124,10 +124,8 @@ func (c *Config) Declare(s *config.Set) {
 		if c.GCPercent < 0 || (c.GCPercent > 0 && c.GCPercent < 10) || c.GCPercent > 1000 {
 			errs = append(errs, errors.New("--gc-percent must be 0 (automatic) or between 10 and 1000"))
 		}
-		switch c.PasswordHasher {
-		case auth.HasherAuto, auth.HasherGo, auth.HasherLibsodium:
-		default:
-			errs = append(errs, fmt.Errorf("--password-hasher must be auto, go or libsodium, not %q", c.PasswordHasher))
+		if err := auth.CheckHasher(c.PasswordHasher); err != nil {
+			errs = append(errs, fmt.Errorf("--password-hasher: %w", err))
 		}
 		if c.MongoDatabase == "" {
 			errs = append(errs, errors.New("--mongo-database must not be empty"))

@@ -29,9 +29,11 @@ func storedKey(sid string) string { return "hd:sess:{" + sid + "}:stored" }
 func claimKey(sid, step string) string { return "hd:sess:{" + sid + "}:" + step }
 
 // initStateScript installs state loaded from MongoDB unless another writer did first.
+// KEYS: state, ids, and for a brand-new session its stored watermark (set to 0).
 // ARGV: ttl, seq, agent, status, first_response(0|1), group, then id, seq pairs.
 var initStateScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'seq') == 1 then return 0 end
+if KEYS[3] then redis.call('SET', KEYS[3], 0, 'NX', 'EX', ARGV[1]) end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'agent', ARGV[3], 'status', ARGV[4], 'fr', ARGV[5], 'group', ARGV[6])
 for i = 7, #ARGV, 2 do
@@ -137,6 +139,17 @@ func (s *stateStore) assignAll(ctx context.Context, order []string, ids map[stri
 
 // install loads state built from MongoDB.
 func (s *stateStore) install(ctx context.Context, sess Session, recent []Message) error {
+	return s.initState(ctx, sess, recent, []string{stateKey(sess.ID), idsKey(sess.ID)})
+}
+
+// create installs the state of a brand-new session. Its stored watermark starts at 0:
+// nothing of it is in MongoDB, so until the first batch reaches the recent buffer a
+// history read can be answered "nothing yet" instead of by a MongoDB query.
+func (s *stateStore) create(ctx context.Context, sess Session) error {
+	return s.initState(ctx, sess, nil, []string{stateKey(sess.ID), idsKey(sess.ID), storedKey(sess.ID)})
+}
+
+func (s *stateStore) initState(ctx context.Context, sess Session, recent []Message, keys []string) error {
 	var last int64
 	args := []any{int(s.ttl.Seconds()), 0, sess.AgentID, string(sess.Status), boolFlag(sess.FirstResponseAt != nil), sess.Group}
 	for _, m := range recent {
@@ -144,20 +157,7 @@ func (s *stateStore) install(ctx context.Context, sess Session, recent []Message
 		args = append(args, m.ClientMsgID, m.Seq)
 	}
 	args[1] = last
-	if err := initStateScript.Run(ctx, s.rdb, []string{stateKey(sess.ID), idsKey(sess.ID)}, args...).Err(); err != nil {
-		return fmt.Errorf("install state of session %s: %w", sess.ID, err)
-	}
-	return nil
-}
-
-// create installs the state of a brand-new session. Its stored watermark starts at 0:
-// nothing of it is in MongoDB, so until the first batch reaches the recent buffer a
-// history read can be answered "nothing yet" instead of by a MongoDB query.
-func (s *stateStore) create(ctx context.Context, sess Session) error {
-	if err := s.install(ctx, sess, nil); err != nil {
-		return err
-	}
-	if err := s.rdb.SetNX(ctx, storedKey(sess.ID), 0, s.ttl).Err(); err != nil {
+	if err := initStateScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("install state of session %s: %w", sess.ID, err)
 	}
 	return nil
