@@ -160,6 +160,8 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 	lag := c.metrics.KafkaConsumerLag.WithLabelValues(c.cfg.GroupID, topic, strconv.Itoa(partition))
 	consumed := c.metrics.KafkaConsumed.WithLabelValues(c.cfg.GroupID, topic)
 	handleTime := c.metrics.KafkaHandleDuration.WithLabelValues(c.cfg.GroupID, topic)
+	delay := c.metrics.KafkaConsumeDelay.WithLabelValues(c.cfg.GroupID, topic)
+	commitTime := c.metrics.KafkaCommitDuration.WithLabelValues(c.cfg.GroupID, topic)
 	// Offsets are committed at most every commitEvery (and when the partition is
 	// given up), not after every batch: a commit is a broker round trip, and under
 	// load batches are small. Only handled records are ever committed; a crash
@@ -170,6 +172,8 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 		if pending < 0 {
 			return
 		}
+		started := time.Now()
+		defer func() { commitTime.Observe(time.Since(started).Seconds()) }()
 		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {partition: pending}}); err != nil {
 			// They will be handed out again after a rebalance and deduplicated.
 			logger.WarnContext(ctx, "commit offsets", slog.Any(logkey.Error, err))
@@ -194,6 +198,9 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 			return
 		}
 		start := time.Now()
+		if !msgs[0].Time.IsZero() {
+			delay.Observe(max(start.Sub(msgs[0].Time), 0).Seconds())
+		}
 		batch := Batch{Topic: topic, Partition: partition, Messages: msgs}
 		for attempt := 0; ; attempt++ {
 			// A batch that started is finished even when shutdown begins, so that its

@@ -23,6 +23,8 @@ type Metrics struct {
 	KafkaConsumed       *prometheus.CounterVec   // group, topic
 	KafkaConsumerLag    *prometheus.GaugeVec     // group, topic, partition
 	KafkaHandleDuration *prometheus.HistogramVec // group, topic
+	KafkaConsumeDelay   *prometheus.HistogramVec // group, topic
+	KafkaCommitDuration *prometheus.HistogramVec // group, topic
 	MongoPoolInUse      prometheus.Gauge
 	MongoPoolOpen       prometheus.Gauge
 	MongoPoolMax        prometheus.Gauge
@@ -58,6 +60,12 @@ func NewMetrics() *Metrics {
 		}, []string{"group", "topic", "partition"}),
 		KafkaHandleDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "helmdesk_kafka_batch_duration_seconds", Help: "Time to process one fetched batch before its offsets are committed.", Buckets: LatencyBuckets,
+		}, []string{"group", "topic"}),
+		KafkaConsumeDelay: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "helmdesk_kafka_consume_delay_seconds", Help: "From the first record of a batch being written to Kafka (its timestamp) to the batch reaching its handler.", Buckets: LatencyBuckets,
+		}, []string{"group", "topic"}),
+		KafkaCommitDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "helmdesk_kafka_commit_duration_seconds", Help: "Time to commit a partition's consumer offsets.", Buckets: LatencyBuckets,
 		}, []string{"group", "topic"}),
 		MongoPoolInUse: f.NewGauge(prometheus.GaugeOpts{
 			Name: "helmdesk_mongodb_pool_connections_in_use", Help: "MongoDB connections checked out of the pool.",

@@ -64,6 +64,7 @@ type metrics struct {
 	wsConnections   *prometheus.GaugeVec
 	messagesIn      *prometheus.CounterVec
 	messagesOut     *prometheus.CounterVec
+	acceptDuration  prometheus.Histogram
 	deliveryLatency *prometheus.HistogramVec
 	wsErrors        *prometheus.CounterVec
 	auditFailures   prometheus.Counter
@@ -84,6 +85,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 			wsConnections:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "helmdesk_gateway_websocket_connections", Help: "Open WebSockets by kind (customer, agent)."}, []string{"kind"}),
 			messagesIn:      f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_messages_in_total", Help: "Messages accepted from sockets and durable in Kafka, by sender type."}, []string{"sender"}),
 			messagesOut:     f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_messages_out_total", Help: "Live message frames written to sockets, by recipient kind."}, []string{"recipient"}),
+			acceptDuration:  f.NewHistogram(prometheus.HistogramOpts{Name: "helmdesk_gateway_accept_duration_seconds", Help: "Time to make a message sent on a socket durable in Kafka.", Buckets: observability.LatencyBuckets}),
 			deliveryLatency: f.NewHistogramVec(prometheus.HistogramOpts{Name: "helmdesk_gateway_delivery_latency_seconds", Help: "From a gateway accepting a message to a gateway writing it to the recipient's socket.", Buckets: observability.LatencyBuckets}, []string{"recipient"}),
 			wsErrors:        f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_websocket_errors_total", Help: "Error frames sent to sockets, by code."}, []string{"code"}),
 			auditFailures:   f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_gateway_audit_failures_total", Help: "Audit entries that could not be appended (each is also logged)."}),

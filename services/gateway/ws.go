@@ -577,6 +577,7 @@ func (s *socket) handleSend(f frames.Client) {
 		ctx, cancel := context.WithTimeout(s.ctx, writeWait)
 		err = s.g.producer.Publish(ctx, events.Record{Topic: events.TopicInbound, Envelope: env})
 		cancel()
+		s.g.metrics.acceptDuration.Observe(time.Since(now).Seconds())
 	}
 	if err != nil {
 		s.mu.Lock()

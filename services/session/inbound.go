@@ -29,20 +29,33 @@ type pending struct {
 // HandleBatch is the partition owner's write path: dedup, sequence, persist, fan out,
 // publish. It is idempotent, so a batch replayed after a crash changes nothing twice.
 func (s *Service) HandleBatch(ctx context.Context, b events.Batch) error {
+	start := time.Now()
 	order, bySession := s.decodeInbound(ctx, b)
 	if len(order) == 0 {
 		return nil
 	}
+	oldest := start
+	for _, ps := range bySession {
+		if ps[0].acceptedAt.Before(oldest) {
+			oldest = ps[0].acceptedAt
+		}
+	}
+	s.metrics.stages.WithLabelValues("wait").Observe(start.Sub(oldest).Seconds())
 	states, err := s.sequenceAll(ctx, order, bySession)
 	if err != nil {
 		return err
 	}
+	sequenced := time.Now()
+	s.metrics.stages.WithLabelValues("sequence").Observe(sequenced.Sub(start).Seconds())
 	if err := s.persist(ctx, bySession); err != nil {
 		return err
 	}
+	persisted := time.Now()
+	s.metrics.stages.WithLabelValues("persist").Observe(persisted.Sub(sequenced).Seconds())
 	if err := s.deliver(ctx, order, bySession, states); err != nil {
 		return err
 	}
+	s.metrics.stages.WithLabelValues("deliver").Observe(time.Since(persisted).Seconds())
 	s.metrics.batchSize.Observe(float64(len(b.Messages)))
 	return nil
 }

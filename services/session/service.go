@@ -22,6 +22,7 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/fault"
 	"github.com/helmdesk/helmdesk/pkg/frames"
 	"github.com/helmdesk/helmdesk/pkg/logkey"
+	"github.com/helmdesk/helmdesk/pkg/observability"
 	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
 	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
 )
@@ -57,6 +58,9 @@ type metrics struct {
 	duplicates prometheus.Counter
 	active     prometheus.Gauge
 	batchSize  prometheus.Histogram
+	// stages times the inbound write path: wait (from the gateway accepting a message
+	// to its batch starting), sequence, persist and deliver.
+	stages *prometheus.HistogramVec
 	// historyReads counts message history reads by where they were answered from, and
 	// for MongoDB why the recent buffer could not answer.
 	historyReads *prometheus.CounterVec
@@ -75,6 +79,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_session_messages_duplicate_total", Help: "Inbound messages recognised as repeats of an earlier client_msg_id."}),
 		active:     f.NewGauge(prometheus.GaugeOpts{Name: "helmdesk_session_active_sessions", Help: "Sessions not yet closed (queued or assigned), cluster-wide."}),
 		batchSize:  f.NewHistogram(prometheus.HistogramOpts{Name: "helmdesk_session_inbound_batch_size", Help: "Messages per persisted inbound batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
+		stages: f.NewHistogramVec(prometheus.HistogramOpts{Name: "helmdesk_session_inbound_stage_seconds",
+			Help: "Inbound write path by stage: wait (gateway accept to batch start, oldest message), sequence, persist, deliver.", Buckets: observability.LatencyBuckets}, []string{"stage"}),
 		historyReads: f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_session_history_reads_total",
 			Help: "Message history reads (resumes, REST pages) by source: recent (Redis) or mongodb, with why Redis could not answer (no_state, empty, older, hole, redis_error)."}, []string{"source", "miss"}),
 	}
