@@ -236,28 +236,33 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 	}
 }
 
-// fetchBatch blocks for the first record, then gathers those already available for up
-// to Linger.
+// fetchBatch blocks for the first record, then takes every record the reader has
+// already fetched, and waits up to Linger for more only while the broker is known to
+// hold more. The reader fetches ahead: while the handler is busy, each record that
+// arrives may come in a fetch of its own (whose high watermark then says nothing more
+// is waiting), so the reader's queue, not the watermark, tells what is ready.
 func (c *Consumer) fetchBatch(ctx context.Context, r *kafka.Reader) ([]kafka.Message, error) {
 	first, err := r.FetchMessage(ctx)
 	if err != nil {
 		return nil, err
 	}
 	msgs := []kafka.Message{first}
-	if first.HighWaterMark-first.Offset <= 1 {
-		return msgs, nil // nothing more is known to be waiting
-	}
-	lctx, cancel := context.WithTimeout(ctx, c.cfg.Linger)
-	defer cancel()
+	var lctx context.Context
 	for len(msgs) < c.cfg.MaxBatch {
+		last := msgs[len(msgs)-1]
+		if r.Stats().QueueLength == 0 && last.HighWaterMark-last.Offset <= 1 {
+			break // nothing more is known to be waiting
+		}
+		if lctx == nil {
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithTimeout(ctx, c.cfg.Linger)
+			defer cancel()
+		}
 		m, err := r.FetchMessage(lctx)
 		if err != nil {
 			break
 		}
 		msgs = append(msgs, m)
-		if m.HighWaterMark-m.Offset <= 1 {
-			break
-		}
 	}
 	return msgs, nil
 }

@@ -157,3 +157,50 @@ func TestStableID(t *testing.T) {
 		t.Fatal("StableID must be a function of its name")
 	}
 }
+
+// A busy handler gets what arrived meanwhile as one batch, even when each record
+// reached the reader in a fetch of its own.
+func TestBusyHandlerGetsTheQueuedRecordsAsOneBatch(t *testing.T) {
+	brokers := testdeps.Kafka(t)
+	rt := apptest.Runtime(t)
+	ctx := context.Background()
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "busy", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := events.NewProducer(brokers, time.Millisecond, rt.Metrics, rt.Tracer)
+	defer p.Close()
+	var mu sync.Mutex
+	var sizes []int
+	total := 0
+	h := events.HandlerFunc(func(_ context.Context, b events.Batch) error {
+		mu.Lock()
+		sizes = append(sizes, len(b.Messages))
+		total += len(b.Messages)
+		mu.Unlock()
+		time.Sleep(40 * time.Millisecond)
+		return nil
+	})
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	c := events.NewConsumer(events.ConsumerConfig{Brokers: brokers, GroupID: "busy", Topics: []string{"busy"}}, h, rt.Logger, rt.Metrics, rt.Tracer)
+	go func() { _ = c.Run(cctx) }()
+	const n = 200
+	for i := range n {
+		env, err := events.NewEnvelope("test", "test", "k", wrapperspb.String(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Publish(ctx, events.Record{Topic: "busy", Envelope: env}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	waitFor(t, "every record handled", func() bool { mu.Lock(); defer mu.Unlock(); return total == n })
+	mu.Lock()
+	defer mu.Unlock()
+	// Records arrive every ~2 ms and each batch takes 40 ms: batches must carry
+	// what queued up, not one record each.
+	if mean := float64(n) / float64(len(sizes)); mean < 4 {
+		t.Fatalf("%d batches for %d records (mean %.1f): queued records were not batched; sizes %v", len(sizes), n, mean, sizes)
+	}
+}
