@@ -39,6 +39,11 @@ const (
 	// presenceHeartbeat keeps an agent's connection alive in routing (whose TTL is 60 s).
 	presenceHeartbeat = 20 * time.Second
 	writeWait         = 10 * time.Second
+	// resumeGrace is how long, after a socket connects, the live messages of a
+	// session wait for the client's resume of that session (see holdLive).
+	resumeGrace = 2 * time.Second
+	// maxHeld bounds the live messages one socket holds back during resumeGrace.
+	maxHeld = 512
 )
 
 type itemKind uint8
@@ -49,6 +54,7 @@ const (
 	itemResume                   // replay a session after lastSeq
 	itemPing                     // ping the client (keeps intermediaries from timing out)
 	itemAckSweep                 // ack, without a seq, sends whose frame did not come back
+	itemRelease                  // stop holding back live messages: of sid, or of every session when sid is ""
 )
 
 type outItem struct {
@@ -112,6 +118,16 @@ type socket struct {
 	// claims less than runFrom-1 is missing the seqs before it.
 	runFrom map[string]int64
 	parked  map[string]bool // per session: gap too large, waiting for a resume
+	// Until holdUntil (set once, at connect), live messages of a session the socket
+	// has written nothing of wait in held for the client's resume of that session (or
+	// its first send there), so that the resume's replay comes before them. live lists
+	// the sessions released; holdOver ends all holding early.
+	holdUntil time.Time
+	held      map[string][]outItem
+	nHeld     int
+	live      map[string]bool
+	holdOver  bool
+	releaser  *time.Timer // releases everything at holdUntil; set when something is held
 
 	prefetch chan struct{} // slots for pages fetched ahead (reader goroutine), made on first use
 }
@@ -222,6 +238,9 @@ func (s *socket) stop() {
 	}
 	s.qmu.Unlock()
 	s.writers.Wait()
+	if s.releaser != nil {
+		s.releaser.Stop() // the writers are gone: nobody else touches it now
+	}
 	s.mu.Lock()
 	if s.ackTick != nil {
 		s.ackTick.Stop()
@@ -286,7 +305,8 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 		qlimit = 512
 	}
 	s := &socket{g: g, conn: conn, p: p, agent: agent, qlimit: qlimit, ctx: ctx, cancel: cancel,
-		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{}}
+		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{},
+		holdUntil: time.Now().Add(resumeGrace)}
 	go s.run()
 }
 
@@ -541,6 +561,11 @@ func (s *socket) handleSend(f frames.Client) {
 		fe := fault.As(err)
 		s.sendError(fe.Code, fe.Message, f.ClientMsgID, f.SessionID)
 		return
+	}
+	if time.Now().Before(s.holdUntil) {
+		// A client that sends in a session follows it live: stop holding its
+		// messages back for a resume (before this send's own frame comes back).
+		s.enqueue(outItem{kind: itemRelease, sid: sid})
 	}
 	switch {
 	case strings.TrimSpace(f.Text) == "":
@@ -798,34 +823,17 @@ func (s *socket) write(it outItem) error {
 	case itemAckSweep:
 		s.expireAcks()
 		return nil
+	case itemRelease:
+		return s.release(it.sid)
 	case itemResume:
-		// The client has everything up to it.lastSeq, and everything this socket
-		// already wrote: replay only what it has seen neither way.
-		from := it.lastSeq
-		var first *pageFetch
-		if it.page != nil && it.page.after == from {
-			first = it.page
+		if s.live == nil {
+			s.live = map[string]bool{}
 		}
-		if last, ok := s.lastSent[it.sid]; ok && last > from && !s.parked[it.sid] {
-			if start := s.runFrom[it.sid]; start > from+1 {
-				// Live messages reached this socket before the client's resume did (for
-				// example right after a reconnect): the client has up to from and
-				// start..last, and lacks what lies between.
-				if err := s.replay(it.sid, from, start-1, false, first); err != nil {
-					return err
-				}
-				if s.parked[it.sid] {
-					return nil
-				}
-				s.lastSent[it.sid] = last
-				s.setRunFrom(it.sid, from+1)
-				return s.writeJSON(frames.Resumed{Type: frames.TypeResumed, SessionID: it.sid, LastSeq: last})
-			}
-			from, first = last, nil
+		s.live[it.sid] = true
+		if err := s.resume(it); err != nil {
+			return err
 		}
-		delete(s.parked, it.sid)
-		delete(s.lastSent, it.sid)
-		return s.replay(it.sid, from, 0, true, first)
+		return s.flushHeld(it.sid)
 	}
 	acceptedAt, body, err := frames.Decode(it.payload)
 	if err != nil {
@@ -850,8 +858,11 @@ func (s *socket) write(it outItem) error {
 		if s.parked[h.SessionID] {
 			return nil
 		}
-		defer s.settleAck(h)
 		last, known := s.lastSent[h.SessionID]
+		if !known && s.holdLive(h.SessionID, it) {
+			return nil
+		}
+		defer s.settleAck(h)
 		if known && h.Seq <= last {
 			return nil // already delivered (a replay, or a repeat after a crash)
 		}
@@ -892,6 +903,100 @@ func (s *socket) write(it outItem) error {
 	default:
 		return s.writeRaw(body)
 	}
+}
+
+// holdLive holds back a live message of a session this socket has written nothing
+// of yet, while the socket is new: a reconnecting client resumes each session it
+// follows right after connecting, and a message written before its resume would
+// reach the client ahead of the older ones the resume replays. It reports whether
+// it held the message. Holding ends for a session at its resume or the client's first
+// send there, and for all at resumeGrace after connecting or when maxHeld is reached.
+// Runs on the writer.
+func (s *socket) holdLive(sid string, it outItem) bool {
+	if s.holdOver || s.live[sid] || !time.Now().Before(s.holdUntil) {
+		return false
+	}
+	if s.nHeld >= maxHeld {
+		_ = s.release("") // cannot fail: nothing is written while holding is over
+		return false
+	}
+	if s.held == nil {
+		s.held = map[string][]outItem{}
+	}
+	s.held[sid] = append(s.held[sid], it)
+	s.nHeld++
+	if s.releaser == nil {
+		s.releaser = time.AfterFunc(time.Until(s.holdUntil), func() { s.push(outItem{kind: itemRelease}) })
+	}
+	return true
+}
+
+// release ends holding for sid, or for every session when sid is "", and writes what
+// was held. Runs on the writer.
+func (s *socket) release(sid string) error {
+	if sid != "" {
+		if s.live == nil {
+			s.live = map[string]bool{}
+		}
+		s.live[sid] = true
+		return s.flushHeld(sid)
+	}
+	s.holdOver = true
+	for sid := range s.held {
+		if err := s.flushHeld(sid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushHeld writes the messages held for sid, in the order they came. A resume has
+// usually replayed them already; the writer then drops them as delivered.
+func (s *socket) flushHeld(sid string) error {
+	items := s.held[sid]
+	if len(items) == 0 {
+		return nil
+	}
+	delete(s.held, sid)
+	s.nHeld -= len(items)
+	for _, it := range items {
+		if err := s.write(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resume serves a client's resume of a session.
+func (s *socket) resume(it outItem) error {
+	// The client has everything up to it.lastSeq, and everything this socket
+	// already wrote: replay only what it has seen neither way.
+	from := it.lastSeq
+	var first *pageFetch
+	if it.page != nil && it.page.after == from {
+		first = it.page
+	}
+	if last, ok := s.lastSent[it.sid]; ok && last > from && !s.parked[it.sid] {
+		if start := s.runFrom[it.sid]; start > from+1 {
+			// Live messages reached this socket before the client's resume did (a
+			// resume later than resumeGrace after connecting, or one that came after
+			// maxHeld messages): the client has up to from and start..last, and lacks
+			// what lies between. It gets them now, out of order, rather than never.
+			if err := s.replay(it.sid, from, start-1, false, first); err != nil {
+				return err
+			}
+			if s.parked[it.sid] {
+				return nil
+			}
+			s.lastSent[it.sid] = last
+			s.setRunFrom(it.sid, from+1)
+			return s.writeJSON(frames.Resumed{Type: frames.TypeResumed, SessionID: it.sid, LastSeq: last})
+		}
+		from, first = last, nil
+	}
+	delete(s.parked, it.sid)
+	delete(s.lastSent, it.sid)
+	return s.replay(it.sid, from, 0, true, first)
 }
 
 func (s *socket) writeSessionFrame(h head, body []byte) error {
