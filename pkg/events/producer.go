@@ -2,7 +2,9 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -22,10 +24,30 @@ type Record struct {
 }
 
 // Producer writes envelopes to Kafka and returns once every in-sync replica has them.
+//
+// Concurrent Publish calls are written together (group commit): one write is in
+// flight at a time, and the calls that arrive meanwhile go out as the next one. The
+// Kafka writer closes a partition's batch after its batch timeout whether or not the
+// previous batch is still in flight, and sends one batch per partition at a time; fed
+// one record per call, a partition whose round trip outgrew the timeout fell further
+// behind with every batch. Written together, batches grow with the round trip instead.
 type Producer struct {
 	w       *kafka.Writer
 	metrics *observability.Metrics
 	tracer  trace.Tracer
+
+	mu      sync.Mutex
+	queue   []*publishReq
+	running bool
+}
+
+// maxFlush bounds the messages of one grouped write.
+const maxFlush = 10000
+
+type publishReq struct {
+	msgs []kafka.Message
+	err  error
+	done chan struct{}
 }
 
 // NewProducer returns a producer for the brokers. Concurrent Publish calls are batched
@@ -66,7 +88,7 @@ func (p *Producer) Publish(ctx context.Context, records ...Record) error {
 		observability.Propagator.Inject(ctx, &carrier)
 		msgs[i] = kafka.Message{Topic: r.Topic, Key: []byte(r.Envelope.GetSubject()), Value: value, Headers: carrier.headers}
 	}
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+	if err := p.write(ctx, msgs); err != nil {
 		for _, r := range records {
 			p.metrics.KafkaProduceErrors.WithLabelValues(r.Topic).Inc()
 		}
@@ -78,6 +100,72 @@ func (p *Producer) Publish(ctx context.Context, records ...Record) error {
 		p.metrics.KafkaProduced.WithLabelValues(r.Topic).Inc()
 	}
 	return nil
+}
+
+// write queues msgs for the next grouped write and waits for it.
+func (p *Producer) write(ctx context.Context, msgs []kafka.Message) error {
+	req := &publishReq{msgs: msgs, done: make(chan struct{})}
+	p.mu.Lock()
+	p.queue = append(p.queue, req)
+	if !p.running {
+		p.running = true
+		go p.flush()
+	}
+	p.mu.Unlock()
+	select {
+	case <-req.done:
+		return req.err
+	case <-ctx.Done():
+		// The write goes ahead; the caller retries (handlers are idempotent, and a
+		// client resends with the same id).
+		return ctx.Err()
+	}
+}
+
+// flush writes what is queued, as one write at a time, until the queue is empty.
+func (p *Producer) flush() {
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		var batch []*publishReq
+		n := 0
+		for len(p.queue) > 0 && (n == 0 || n+len(p.queue[0].msgs) <= maxFlush) {
+			n += len(p.queue[0].msgs)
+			batch = append(batch, p.queue[0])
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+		}
+		p.mu.Unlock()
+
+		all := make([]kafka.Message, 0, n)
+		for _, r := range batch {
+			all = append(all, r.msgs...)
+		}
+		// Not bound to any caller: one caller giving up must not fail the others. The
+		// writer's own timeouts bound it.
+		err := p.w.WriteMessages(context.Background(), all...)
+		var perMsg kafka.WriteErrors
+		split := errors.As(err, &perMsg) && len(perMsg) == len(all)
+		off := 0
+		for _, r := range batch {
+			r.err = err
+			if split {
+				r.err = nil
+				for i := range r.msgs {
+					if e := perMsg[off+i]; e != nil {
+						r.err = e
+						break
+					}
+				}
+			}
+			off += len(r.msgs)
+			close(r.done)
+		}
+	}
 }
 
 // Close flushes and closes the writer.
