@@ -826,14 +826,10 @@ func (s *socket) write(it outItem) error {
 	case itemRelease:
 		return s.release(it.sid)
 	case itemResume:
-		if s.live == nil {
-			s.live = map[string]bool{}
-		}
-		s.live[it.sid] = true
 		if err := s.resume(it); err != nil {
 			return err
 		}
-		return s.flushHeld(it.sid)
+		return s.release(it.sid) // what was held follows the replay
 	}
 	acceptedAt, body, err := frames.Decode(it.payload)
 	if err != nil {
