@@ -204,53 +204,61 @@ func TestResumeReplaysExactlyTheGap(t *testing.T) {
 	}
 }
 
+// awayThenLive has the customer miss 3 replies and reconnect (greeted, not resumed),
+// then the agent send one more (seq 5).
+func awayThenLive(t *testing.T) (*chat, *client.Socket) {
+	t.Helper()
+	c := newChat(t, nil)
+	cust := customerAway(t, c, 3)
+	readUntil(t, cust, "greeting", isType("session"))
+	if err := c.agent.SendMessage(context.Background(), c.start.SessionID, "a-live", "live"); err != nil {
+		t.Fatal(err)
+	}
+	return c, cust
+}
+
+// nextLiveIsOnly has the agent send one more message and checks that the customer's
+// next message frame is that one, seq want, with nothing repeated before it.
+func nextLiveIsOnly(t *testing.T, c *chat, cust *client.Socket, want int64) {
+	t.Helper()
+	if err := c.agent.SendMessage(context.Background(), c.start.SessionID, "a-next", "next"); err != nil {
+		t.Fatal(err)
+	}
+	frames := readUntil(t, cust, "next live message", isType("message"))
+	if f := frames[len(frames)-1]; f.Seq != want || len(frames) != 1 {
+		t.Fatalf("after the resume got %d frames ending with seq %d, want only seq %d", len(frames), f.Seq, want)
+	}
+}
+
 // A live message can reach a new socket before the client's resume does. The gateway
 // holds it back until the resume, so the client gets the gap and then the live
 // message, in order.
 func TestLiveMessagesWaitForTheResume(t *testing.T) {
-	c := newChat(t, nil)
-	ctx := context.Background()
-	cust := customerAway(t, c, 3)
-	readUntil(t, cust, "greeting", isType("session"))
-	if err := c.agent.SendMessage(ctx, c.start.SessionID, "a-live", "live"); err != nil {
-		t.Fatal(err)
-	}
+	c, cust := awayThenLive(t)
 	// The agent's copy and the customer's go out together; give the customer's a
 	// moment to reach its socket before the resume does.
 	readUntil(t, c.agent, "live message", isMessage(5))
 	time.Sleep(100 * time.Millisecond)
-	if err := cust.Resume(ctx, "", 1); err != nil {
+	if err := cust.Resume(context.Background(), "", 1); err != nil {
 		t.Fatal(err)
 	}
 	seqs, frames := resumeSeqs(t, cust)
 	if fmt.Sprint(seqs) != "[2 3 4 5]" || frames[len(frames)-1].LastSeq != 5 {
 		t.Fatalf("got %v then %+v, want 2 3 4 5 then resumed at 5", seqs, frames[len(frames)-1])
 	}
-	if err := c.agent.SendMessage(ctx, c.start.SessionID, "a-next", "next"); err != nil {
-		t.Fatal(err)
-	}
-	frames = readUntil(t, cust, "next live message", isType("message"))
-	if f := frames[len(frames)-1]; f.Seq != 6 || len(frames) != 1 {
-		t.Fatalf("after the resume got %d frames ending with seq %d, want only seq 6", len(frames), f.Seq)
-	}
+	nextLiveIsOnly(t, c, cust, 6)
 }
 
 // A client that does not resume gets live messages once the grace period after
 // connecting is over; if it resumes later, the resume still replays what was sent
 // while it was away rather than starting after the live message.
 func TestResumeAfterALiveMessageStillReplaysTheGap(t *testing.T) {
-	c := newChat(t, nil)
-	ctx := context.Background()
-	cust := customerAway(t, c, 3)
-	readUntil(t, cust, "greeting", isType("session"))
-	if err := c.agent.SendMessage(ctx, c.start.SessionID, "a-live", "live"); err != nil {
-		t.Fatal(err)
-	}
+	c, cust := awayThenLive(t)
 	frames := readUntil(t, cust, "live message", isType("message"))
 	if f := frames[len(frames)-1]; f.Seq != 5 {
 		t.Fatalf("live message has seq %d, want 5", f.Seq)
 	}
-	if err := cust.Resume(ctx, "", 1); err != nil {
+	if err := cust.Resume(context.Background(), "", 1); err != nil {
 		t.Fatal(err)
 	}
 	seqs, frames := resumeSeqs(t, cust)
@@ -258,13 +266,7 @@ func TestResumeAfterALiveMessageStillReplaysTheGap(t *testing.T) {
 		t.Fatalf("resume replayed %v then %+v, want 2 3 4 then last_seq 5", seqs, frames[len(frames)-1])
 	}
 	// Live messages follow without a duplicate.
-	if err := c.agent.SendMessage(ctx, c.start.SessionID, "a-next", "next"); err != nil {
-		t.Fatal(err)
-	}
-	frames = readUntil(t, cust, "next live message", isType("message"))
-	if f := frames[len(frames)-1]; f.Seq != 6 || len(frames) != 1 {
-		t.Fatalf("after the resume got %d frames ending with seq %d, want only seq 6", len(frames), f.Seq)
-	}
+	nextLiveIsOnly(t, c, cust, 6)
 }
 
 func TestResumeWithAHugeGapPointsToHistory(t *testing.T) {
