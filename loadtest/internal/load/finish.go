@@ -186,6 +186,7 @@ func (r *runner) fill(rep *report.Report, in fillInput) {
 	r.chaosMu.Unlock()
 	var slowest time.Duration
 	m.mu.Lock()
+	servedBeforeReady(events, episodes)
 	rc.Drops = 0
 	for _, ep := range episodes {
 		rc.Drops += int64(ep.drops)
@@ -229,6 +230,9 @@ func (r *runner) fill(rep *report.Report, in fillInput) {
 		if !ev.ready.IsZero() {
 			ce.ReadyAtS = secs(in.start, ev.ready)
 			ce.DowntimeMS = float64(ev.ready.Sub(ev.killed).Microseconds()) / 1000
+			if ev.readyz.After(ev.ready) {
+				ce.ReadyzAtS = secs(in.start, ev.readyz)
+			}
 		}
 		rep.Chaos = append(rep.Chaos, ce)
 	}
@@ -245,7 +249,7 @@ func (r *runner) fill(rep *report.Report, in fillInput) {
 			CPUPercent: cpuPercent(in, name)}
 		// Connections end at the gateway: per-connection figures only make sense for
 		// the process that holds the sockets.
-		if name == "dev" || name == "gateway" || name == "target" {
+		if holdsSockets(name) {
 			mem.Connections = in.steadyConns
 			if in.steadyConns > 0 {
 				mem.BytesPerConn = float64(mem.SteadyRSS) / float64(in.steadyConns)
@@ -287,13 +291,14 @@ func (r *runner) fill(rep *report.Report, in fillInput) {
 type targetEvent struct {
 	process              string
 	killed, ready, until time.Time
+	readyz               time.Time // when the readiness check answered 200
 	err                  error
 }
 
 func toEvents(evs []targetChaos) []targetEvent {
 	out := make([]targetEvent, 0, len(evs))
 	for _, e := range evs {
-		te := targetEvent{process: e.Process, killed: e.KilledAt, ready: e.ReadyAt, err: e.Err}
+		te := targetEvent{process: e.Process, killed: e.KilledAt, ready: e.ReadyAt, readyz: e.ReadyAt, err: e.Err}
 		te.until = e.ReadyAt.Add(time.Second)
 		if e.ReadyAt.IsZero() {
 			te.until = e.KilledAt.Add(time.Hour)
@@ -301,6 +306,33 @@ func toEvents(evs []targetChaos) []targetEvent {
 		out = append(out, te)
 	}
 	return out
+}
+
+// servedBeforeReady moves the ready time of each restart of a process that holds the
+// sockets back to the first reconnect it served, when that came before its readiness
+// check answered. Under a reconnect storm the check can wait seconds for its answer
+// while the process already serves clients; timing resumes from the answer would
+// flatter them. The attribution window (until) stays as the check set it.
+func servedBeforeReady(events []targetEvent, eps []*episode) {
+	for i := range events {
+		e := &events[i]
+		if e.ready.IsZero() || !holdsSockets(e.process) {
+			continue
+		}
+		for _, ep := range eps {
+			if ep.droppedAt.Before(e.killed) || !ep.droppedAt.Before(e.until) {
+				continue
+			}
+			if ep.connectedAt.After(e.killed) && ep.connectedAt.Before(e.ready) {
+				e.ready = ep.connectedAt
+			}
+		}
+	}
+}
+
+// holdsSockets reports whether restarting the named process drops the sockets.
+func holdsSockets(process string) bool {
+	return process == "dev" || process == "gateway" || process == "target"
 }
 
 // chaosFor returns the restart a drop at t belongs to: the socket dropped between

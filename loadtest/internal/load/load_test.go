@@ -223,3 +223,30 @@ func TestAgentResumesSessionsLearnedFromAGreeting(t *testing.T) {
 		t.Error("s2 is still the agent's after it was transferred away")
 	}
 }
+
+// A restart's readiness answer can come long after the restarted gateway served its
+// first reconnect; resume times then count from that first reconnect.
+func TestReadyIsTheFirstReconnectServedWhenEarlier(t *testing.T) {
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	events := toEvents([]targetChaos{
+		{Process: "gateway", KilledAt: at(0), ReadyAt: at(3000)},
+		{Process: "session", KilledAt: at(10000), ReadyAt: at(12000)},
+	})
+	eps := []*episode{
+		{droppedAt: at(5), connectedAt: at(1200)},      // served before the answer
+		{droppedAt: at(5), connectedAt: at(900)},       // the first one served
+		{droppedAt: at(-50), connectedAt: at(100)},     // dropped before the kill: not this restart's
+		{droppedAt: at(10500), connectedAt: at(11000)}, // the session service holds no sockets
+	}
+	servedBeforeReady(events, eps)
+	if !events[0].ready.Equal(at(900)) || !events[0].readyz.Equal(at(3000)) {
+		t.Errorf("gateway ready at %v (readyz %v), want 900ms (readyz 3s)", events[0].ready.Sub(t0), events[0].readyz.Sub(t0))
+	}
+	if !events[0].until.Equal(at(4000)) {
+		t.Errorf("attribution window ends at %v, want 4s: it follows the readiness answer", events[0].until.Sub(t0))
+	}
+	if !events[1].ready.Equal(at(12000)) {
+		t.Errorf("session ready moved to %v, want 12s", events[1].ready.Sub(t0))
+	}
+}

@@ -94,11 +94,15 @@ type ChaosResumes struct {
 	SlowestMS float64 `json:"slowest_ms"`
 }
 
-// ChaosEvent is one kill and restart, in seconds since the start of the run.
+// ChaosEvent is one kill and restart, in seconds since the start of the run. The
+// restarted process is ready from when its readiness check answered 200 or, if
+// earlier, when it served the first reconnecting client (ReadyzAtS is then the
+// check's answer).
 type ChaosEvent struct {
 	Process    string  `json:"process"`
 	KilledAtS  float64 `json:"killed_at_s"`
 	ReadyAtS   float64 `json:"ready_at_s,omitempty"`
+	ReadyzAtS  float64 `json:"readyz_at_s,omitempty"`
 	DowntimeMS float64 `json:"downtime_ms,omitempty"`
 	Error      string  `json:"error,omitempty"`
 }
@@ -318,7 +322,11 @@ func (r *Report) WriteText(w io.Writer) {
 		if ev.Error != "" {
 			p("  chaos         kill %s at %.1fs: %s", ev.Process, ev.KilledAtS, ev.Error)
 		} else {
-			p("  chaos         kill %s at %.1fs, ready again after %s", ev.Process, ev.KilledAtS, fmtMS(ev.DowntimeMS))
+			line := fmt.Sprintf("  chaos         kill %s at %.1fs, ready again after %s", ev.Process, ev.KilledAtS, fmtMS(ev.DowntimeMS))
+			if ev.ReadyzAtS > 0 {
+				line += fmt.Sprintf(" (first client served; its readiness check answered %s later)", fmtMS(1000*(ev.ReadyzAtS-ev.ReadyAtS)))
+			}
+			p("%s", line)
 		}
 	}
 	errs := "none"
