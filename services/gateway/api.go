@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -614,7 +615,23 @@ func (g *Gateway) handleAgentSocket(w http.ResponseWriter, r *http.Request, _ Pr
 
 // openSocket authenticates a socket request and serves the socket if the token is of
 // kind: customers and agents share the guard's authentication but not its roles.
+//
+// Opening a socket (authentication, upgrade, subscription, greeting) takes one of a
+// few setup slots, first come first served. After a gateway restart every client
+// reconnects within a second or so; served all at once, each would get a sliver of
+// the CPU and all would finish late together. Served in turns, the first to arrive
+// are back first and the rest wait, cheaply, for a slot.
 func (g *Gateway) openSocket(w http.ResponseWriter, r *http.Request, kind tokenKind, wrongKind error) error {
+	release, err := g.setupSlot(r.Context())
+	if err != nil {
+		return err
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			release()
+		}
+	}()
 	p, err := g.identity.authenticate(r.Context(), bearer(r))
 	if err != nil {
 		return err
@@ -622,6 +639,29 @@ func (g *Gateway) openSocket(w http.ResponseWriter, r *http.Request, kind tokenK
 	if p.Kind != kind {
 		return wrongKind
 	}
-	g.serveSocket(w, r, p, kind == tokenUser)
+	handedOver = true
+	g.serveSocket(w, r, p, kind == tokenUser, release)
 	return nil
+}
+
+// setupSlot waits for a socket setup slot; the returned func gives it back (once).
+func (g *Gateway) setupSlot(ctx context.Context) (func(), error) {
+	start := time.Now()
+	select {
+	case g.setups <- struct{}{}:
+	default:
+		t := time.NewTimer(g.setupWait)
+		defer t.Stop()
+		select {
+		case g.setups <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+			g.metrics.setupWait.Observe(time.Since(start).Seconds())
+			return nil, fault.New(fault.Unavailable, "busy", "the server is busy opening other sockets; reconnect shortly")
+		}
+	}
+	g.metrics.setupWait.Observe(time.Since(start).Seconds())
+	var once sync.Once
+	return func() { once.Do(func() { <-g.setups }) }, nil
 }

@@ -55,6 +55,9 @@ type Gateway struct {
 
 	connSeq atomic.Uint64
 
+	setups    chan struct{} // socket setup slots (see openSocket)
+	setupWait time.Duration
+
 	mu       sync.Mutex
 	sockets  map[*socket]struct{}
 	shutting bool
@@ -67,6 +70,8 @@ type metrics struct {
 	acceptDuration  prometheus.Histogram
 	deliveryLatency *prometheus.HistogramVec
 	wsErrors        *prometheus.CounterVec
+	resumes         *prometheus.CounterVec
+	setupWait       prometheus.Histogram
 	auditFailures   prometheus.Counter
 }
 
@@ -81,8 +86,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 		cfg: cfg, rt: deps.Runtime, log: deps.Runtime.Logger, identity: id,
 		hub: newHub(deps.Redis, deps.Runtime.Logger), producer: deps.Producer,
 		sessions: deps.Sessions, routing: deps.Routing, sockets: map[*socket]struct{}{}, auditLog: deps.Audit,
+		setups: make(chan struct{}, max(cfg.SocketSetups, 1)), setupWait: max(cfg.SocketSetupWait, time.Second),
 		metrics: &metrics{
 			wsConnections:   f.NewGaugeVec(prometheus.GaugeOpts{Name: "helmdesk_gateway_websocket_connections", Help: "Open WebSockets by kind (customer, agent)."}, []string{"kind"}),
+			setupWait:       f.NewHistogram(prometheus.HistogramOpts{Name: "helmdesk_gateway_socket_setup_wait_seconds", Help: "Time a socket request waited for its turn to open (see --socket-setups).", Buckets: observability.LatencyBuckets}),
+			resumes:         f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_resumes_total", Help: "Resumes of a session by path: current (the client already had every message the greeting knew of; no history read) or replay."}, []string{"path"}),
 			messagesIn:      f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_messages_in_total", Help: "Messages accepted from sockets and durable in Kafka, by sender type."}, []string{"sender"}),
 			messagesOut:     f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_gateway_messages_out_total", Help: "Live message frames written to sockets, by recipient kind."}, []string{"recipient"}),
 			acceptDuration:  f.NewHistogram(prometheus.HistogramOpts{Name: "helmdesk_gateway_accept_duration_seconds", Help: "Time to make a message sent on a socket durable in Kafka.", Buckets: observability.LatencyBuckets}),

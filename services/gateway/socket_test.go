@@ -5,12 +5,16 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/helmdesk/helmdesk/pkg/fault"
 	"github.com/helmdesk/helmdesk/pkg/frames"
 )
 
@@ -173,4 +177,68 @@ func TestReaderWaitsForRoomInTheQueue(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// Sockets open in turns: a request waits for a setup slot, waiters get slots in the
+// order they came, and one that waits too long is refused with 503 busy.
+func TestSocketSetupsTakeTurns(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := &Gateway{setups: make(chan struct{}, 1), setupWait: time.Second,
+		metrics: &metrics{setupWait: promauto.With(reg).NewHistogram(prometheus.HistogramOpts{Name: "wait"})}}
+	first, err := g.setupSlot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan int, 3)
+	for i := range 3 {
+		go func() {
+			release, err := g.setupSlot(t.Context())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			release()
+		}()
+		// Each waiter is queued before the next one starts.
+		for deadline := time.Now().Add(time.Second); waiters(g) != i+1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d never queued", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	first()
+	first() // giving a slot back twice frees it once
+	for want := range 3 {
+		if got := <-order; got != want {
+			t.Fatalf("waiter %d got its slot in turn %d", got, want)
+		}
+	}
+
+	hold, err := g.setupSlot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold()
+	start := time.Now()
+	_, err = g.setupSlot(t.Context())
+	if fe := fault.As(err); fe == nil || fe.Kind != fault.Unavailable || fe.Code != "busy" {
+		t.Fatalf("waiting past the limit: %v, want unavailable/busy", err)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("refused after %v, want after the 1s wait", waited)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := g.setupSlot(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a client gone while waiting: %v, want context.Canceled", err)
+	}
+}
+
+// waiters is how many goroutines are blocked sending on the setup slots.
+func waiters(g *Gateway) int {
+	var buf [1 << 16]byte
+	n := runtime.Stack(buf[:], true)
+	return strings.Count(string(buf[:n]), "gateway.(*Gateway).setupSlot(")
 }

@@ -63,6 +63,7 @@ type outItem struct {
 	sid     string
 	lastSeq int64
 	page    *pageFetch // itemResume: the first page, fetched ahead
+	current bool       // itemResume: the client had every message when the socket greeted it
 }
 
 // pageFetch is a page of history being fetched ahead of the writer. An agent
@@ -130,6 +131,15 @@ type socket struct {
 	releaser  *time.Timer // releases everything at holdUntil; set when something is held
 
 	prefetch chan struct{} // slots for pages fetched ahead (reader goroutine), made on first use
+	// greeted is, per session, its last seq as read for the greeting, after the
+	// socket subscribed to its fan-out (reader goroutine). A resume claiming exactly
+	// that seq needs no history read: every later message is published after the
+	// subscription and reaches the socket live. Only seqs above 0 are kept: 0 may
+	// mean the summary did not know.
+	greeted map[string]int64
+	// setupDone gives back the gateway's setup slot (see openSocket); safe to call
+	// more than once.
+	setupDone func()
 }
 
 var errSlowConsumer = errors.New("socket send queue full")
@@ -288,13 +298,15 @@ func (s *socket) kind() string {
 // The request's handler returns at once, so the socket keeps neither the handler's
 // deep stack nor the request (its span ends with the upgrade; the socket's logs keep
 // its trace id).
-func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principal, agent bool) {
+// release gives back the setup slot once the socket has greeted its client.
+func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principal, agent bool, release func()) {
 	conn, err := websocket.Accept(leanHijacker{w}, r, &websocket.AcceptOptions{
 		// Sockets authenticate with a bearer token, never a cookie, so a foreign
 		// origin cannot ride on a user's session: embedding sites are allowed.
 		InsecureSkipVerify: true,
 	})
 	if err != nil {
+		release()
 		return // Accept has written the HTTP error
 	}
 	conn.SetReadLimit(readLimit)
@@ -306,13 +318,14 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 	}
 	s := &socket{g: g, conn: conn, p: p, agent: agent, qlimit: qlimit, ctx: ctx, cancel: cancel,
 		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{},
-		holdUntil: time.Now().Add(resumeGrace)}
+		holdUntil: time.Now().Add(resumeGrace), setupDone: release}
 	go s.run()
 }
 
 // run serves the socket until either side ends it.
 func (s *socket) run() {
 	g, p, conn, ctx := s.g, s.p, s.conn, s.ctx
+	defer s.setupDone()
 	defer s.cancel(nil)
 	if !g.track(s) {
 		_ = conn.Close(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is shutting down"}`)
@@ -351,6 +364,7 @@ func (s *socket) run() {
 	closed := s.closeWhenEnded()
 	defer func() { <-closed }()
 	s.greet()
+	s.setupDone()
 	s.readLoop(context.WithoutCancel(ctx))
 	s.cancel(nil)
 }
@@ -433,6 +447,7 @@ func (s *socket) greet() {
 		s.agentID = res.GetSession().GetAgentId()
 		s.closed = res.GetSession().GetStatus() == sessionv1.Status_STATUS_CLOSED
 		s.mu.Unlock()
+		s.noteGreeted(res.GetSession())
 		s.sendFrame(sessionFrame(res.GetSession()))
 		return
 	}
@@ -445,8 +460,20 @@ func (s *socket) greet() {
 		s.mu.Lock()
 		s.allowed[sess.GetId()] = true
 		s.mu.Unlock()
+		s.noteGreeted(sess)
 		s.sendFrame(sessionFrame(sess))
 	}
+}
+
+// noteGreeted keeps the session's last seq as the greeting read it (see greeted).
+func (s *socket) noteGreeted(sess *sessionv1.Session) {
+	if sess.GetLastSeq() <= 0 {
+		return
+	}
+	if s.greeted == nil {
+		s.greeted = map[string]int64{}
+	}
+	s.greeted[sess.GetId()] = sess.GetLastSeq()
 }
 
 func sessionFrame(sess *sessionv1.Session) frames.Session {
@@ -758,6 +785,15 @@ func (s *socket) handleResume(f frames.Client) {
 		s.sendError(fe.Code, fe.Message, "", f.SessionID)
 		return
 	}
+	if n, ok := s.greeted[sid]; ok {
+		delete(s.greeted, sid) // the first resume only: later ones follow what the socket wrote
+		if *f.LastSeq == n {
+			s.g.metrics.resumes.WithLabelValues("current").Inc()
+			s.enqueue(outItem{kind: itemResume, sid: sid, lastSeq: n, current: true})
+			return
+		}
+	}
+	s.g.metrics.resumes.WithLabelValues("replay").Inc()
 	// Queued before the fetch starts, so that anything the fetch misses was published
 	// after the resume item was queued and reaches the writer after it, as fan-out.
 	page := &pageFetch{after: *f.LastSeq, done: make(chan struct{})}
@@ -971,6 +1007,13 @@ func (s *socket) resume(it outItem) error {
 	var first *pageFetch
 	if it.page != nil && it.page.after == from {
 		first = it.page
+	}
+	if _, known := s.lastSent[it.sid]; it.current && !known && !s.parked[it.sid] {
+		// Nothing newer than the client's last seq existed when the socket greeted it,
+		// and nothing newer has been written since: the resume is done.
+		s.setRunFrom(it.sid, from+1)
+		s.lastSent[it.sid] = from
+		return s.writeJSON(frames.Resumed{Type: frames.TypeResumed, SessionID: it.sid, LastSeq: from})
 	}
 	if last, ok := s.lastSent[it.sid]; ok && last > from && !s.parked[it.sid] {
 		if start := s.runFrom[it.sid]; start > from+1 {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ import (
 // chat is a platform with one online agent and one assigned customer, both connected.
 type chat struct {
 	api, admin, agentAPI *client.Client
-	agentID              string
+	url, agentID         string
 	start                client.SessionStart
 	cust, agent          *client.Socket
 }
@@ -26,7 +28,7 @@ func newChat(t *testing.T, tweak func(*platform.Config)) *chat {
 	t.Helper()
 	ctx := context.Background()
 	dev := platformtest.Start(t, t.TempDir(), io.Discard, tweak)
-	c := &chat{api: client.New(dev.URL)}
+	c := &chat{api: client.New(dev.URL), url: dev.URL}
 	r(c.api.Setup(ctx, "Acme", adminEmail, adminPass, "Ada")).must(t)
 	c.admin = c.api.WithToken(r(c.api.Login(ctx, adminEmail, adminPass)).must(t))
 	c.agentID = r(c.admin.CreateAgent(ctx, client.NewAgent{Email: agentEmail, Password: agentPass, Name: "A", MaxSessions: 5})).must(t).ID
@@ -267,6 +269,67 @@ func TestResumeAfterALiveMessageStillReplaysTheGap(t *testing.T) {
 	}
 	// Live messages follow without a duplicate.
 	nextLiveIsOnly(t, c, cust, 6)
+}
+
+// A client that already has every message resumes without a history read: the
+// greeting read the session's last seq after the socket subscribed to its fan-out.
+// A later resume of the same session on the same socket reads history again.
+func TestResumeOfACurrentClientReadsNoHistory(t *testing.T) {
+	c := newChat(t, nil)
+	ctx := context.Background()
+	cust := customerAway(t, c, 2) // the customer has seq 1 and misses 2 and 3
+	if err := cust.CloseNow(); err != nil {
+		t.Fatal(err)
+	}
+	cust = r(c.api.DialCustomer(ctx, c.start.CustomerToken)).must(t)
+	t.Cleanup(func() { _ = cust.CloseNow() })
+	readUntil(t, cust, "greeting", isType("session"))
+	reads := historyCalls(t, c.url)
+	if err := cust.Resume(ctx, "", 3); err != nil {
+		t.Fatal(err)
+	}
+	seqs, frames := resumeSeqs(t, cust)
+	if len(seqs) != 0 || frames[len(frames)-1].LastSeq != 3 {
+		t.Fatalf("resume of a current client replayed %v then %+v, want nothing then last_seq 3", seqs, frames[len(frames)-1])
+	}
+	if n := historyCalls(t, c.url); n != reads {
+		t.Fatalf("the resume read history %d times, want none", n-reads)
+	}
+	nextLiveIsOnly(t, c, cust, 4)
+
+	// The greeting's seq is stale now: resuming again from 1 reads history and
+	// replays 2 and 3 (the socket wrote 4 itself).
+	if err := cust.Resume(ctx, "", 1); err != nil {
+		t.Fatal(err)
+	}
+	if seqs, frames := resumeSeqs(t, cust); fmt.Sprint(seqs) != "[2 3]" || frames[len(frames)-1].LastSeq != 4 {
+		t.Fatalf("second resume replayed %v then %+v, want 2 3 then last_seq 4", seqs, frames[len(frames)-1])
+	}
+}
+
+// historyCalls is how many history reads the gateway has asked of the session service.
+func historyCalls(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "helmdesk_grpc_client_duration_seconds_count{") && strings.Contains(line, "/ListMessages\"") {
+			v, err := strconv.Atoi(line[strings.LastIndexByte(line, ' ')+1:])
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			n += v
+		}
+	}
+	return n
 }
 
 func TestResumeWithAHugeGapPointsToHistory(t *testing.T) {
