@@ -28,6 +28,7 @@ type Metrics struct {
 	MongoPoolInUse      prometheus.Gauge
 	MongoPoolOpen       prometheus.Gauge
 	MongoPoolMax        prometheus.Gauge
+	MongoCommands       *prometheus.HistogramVec
 }
 
 // NewMetrics creates a registry with the Go and process collectors and the shared metrics.
@@ -76,5 +77,8 @@ func NewMetrics() *Metrics {
 		MongoPoolMax: f.NewGauge(prometheus.GaugeOpts{
 			Name: "helmdesk_mongodb_pool_connections_max", Help: "Configured maximum size of the MongoDB pool.",
 		}),
+		MongoCommands: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "helmdesk_mongodb_command_duration_seconds", Help: "MongoDB command latency by command, collection and outcome (ok, error).", Buckets: LatencyBuckets,
+		}, []string{"command", "collection", "outcome"}),
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -37,7 +38,8 @@ func Connect(ctx context.Context, cfg Config, m *observability.Metrics, tp trace
 		pool = 100
 	}
 	m.MongoPoolMax.Set(float64(pool))
-	mon := &commandMonitor{tracer: tp.Tracer("github.com/helmdesk/helmdesk/pkg/store"), spans: map[int64]trace.Span{}, logger: cfg.Logger, slow: cfg.SlowCommand, probes: map[int64]slowProbe{}}
+	mon := &commandMonitor{tracer: tp.Tracer("github.com/helmdesk/helmdesk/pkg/store"), spans: map[int64]trace.Span{}, logger: cfg.Logger, slow: cfg.SlowCommand,
+		probes: map[int64]slowProbe{}, commands: m.MongoCommands}
 	opts := options.Client().ApplyURI(cfg.URI).
 		SetMaxPoolSize(pool).
 		SetServerSelectionTimeout(10 * time.Second).
@@ -71,15 +73,17 @@ func poolMonitor(m *observability.Metrics) *event.PoolMonitor {
 	}}
 }
 
-// commandMonitor turns driver command events into client spans, and reports slow
-// commands with the collection and filter keys (never values) they used.
+// commandMonitor turns driver command events into client spans and a latency
+// histogram by command and collection, and reports slow commands with the collection
+// and filter keys (never values) they used.
 type commandMonitor struct {
-	tracer trace.Tracer
-	logger *slog.Logger
-	slow   time.Duration
-	mu     sync.Mutex
-	spans  map[int64]trace.Span
-	probes map[int64]slowProbe
+	tracer   trace.Tracer
+	logger   *slog.Logger
+	slow     time.Duration
+	commands *prometheus.HistogramVec
+	mu       sync.Mutex
+	spans    map[int64]trace.Span
+	probes   map[int64]slowProbe
 }
 
 type slowProbe struct {
@@ -87,11 +91,16 @@ type slowProbe struct {
 }
 
 func (c *commandMonitor) started(ctx context.Context, e *event.CommandStartedEvent) {
-	if c.logger != nil && c.slow > 0 {
-		probe := slowProbe{name: e.CommandName}
-		if v, err := e.Command.LookupErr(e.CommandName); err == nil {
+	probe := slowProbe{name: e.CommandName}
+	if v, err := e.Command.LookupErr(e.CommandName); err == nil {
+		probe.collection, _ = v.StringValueOK()
+	}
+	if probe.collection == "" {
+		if v, err := e.Command.LookupErr("collection"); err == nil { // getMore
 			probe.collection, _ = v.StringValueOK()
 		}
+	}
+	if c.logger != nil && c.slow > 0 {
 		for _, key := range []string{"filter", "q", "query", "sort"} {
 			if v, err := e.Command.LookupErr(key); err == nil {
 				if doc, ok := v.DocumentOK(); ok {
@@ -103,10 +112,10 @@ func (c *commandMonitor) started(ctx context.Context, e *event.CommandStartedEve
 				}
 			}
 		}
-		c.mu.Lock()
-		c.probes[e.RequestID] = probe
-		c.mu.Unlock()
 	}
+	c.mu.Lock()
+	c.probes[e.RequestID] = probe
+	c.mu.Unlock()
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return // only trace commands that belong to a traced operation
 	}
@@ -124,7 +133,14 @@ func (c *commandMonitor) finish(id int64, d time.Duration, err string) {
 	probe, probed := c.probes[id]
 	delete(c.probes, id)
 	c.mu.Unlock()
-	if probed && d >= c.slow {
+	if probed && c.commands != nil {
+		outcome := "ok"
+		if err != "" {
+			outcome = "error"
+		}
+		c.commands.WithLabelValues(probe.name, probe.collection, outcome).Observe(d.Seconds())
+	}
+	if probed && c.logger != nil && c.slow > 0 && d >= c.slow {
 		c.logger.Warn("slow mongodb command", slog.String("command", probe.name), slog.String("collection", probe.collection),
 			slog.String("shape", strings.TrimSpace(probe.shape)), slog.Duration("duration", d))
 	}
