@@ -134,8 +134,8 @@ type socket struct {
 	// greeted is, per session, its last seq as read for the greeting, after the
 	// socket subscribed to its fan-out (reader goroutine). A resume claiming exactly
 	// that seq needs no history read: every later message is published after the
-	// subscription and reaches the socket live. Only seqs above 0 are kept: 0 may
-	// mean the summary did not know.
+	// subscription and reaches the socket live. Sessions whose last seq the greeting
+	// could not read are left out.
 	greeted map[string]int64
 	// setupDone gives back the gateway's setup slot (see openSocket); safe to call
 	// more than once.
@@ -467,7 +467,7 @@ func (s *socket) greet() {
 
 // noteGreeted keeps the session's last seq as the greeting read it (see greeted).
 func (s *socket) noteGreeted(sess *sessionv1.Session) {
-	if sess.GetLastSeq() <= 0 {
+	if !sess.GetLastSeqKnown() {
 		return
 	}
 	if s.greeted == nil {

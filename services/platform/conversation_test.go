@@ -307,6 +307,22 @@ func TestResumeOfACurrentClientReadsNoHistory(t *testing.T) {
 	}
 }
 
+// The same holds for a session without messages: last_seq 0 is known, not missing.
+func TestResumeOfANewSessionReadsNoHistory(t *testing.T) {
+	c := newChat(t, nil)
+	reads := historyCalls(t, c.url)
+	if err := c.cust.Resume(context.Background(), "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if seqs, frames := resumeSeqs(t, c.cust); len(seqs) != 0 || frames[len(frames)-1].LastSeq != 0 {
+		t.Fatalf("resume of a new session replayed %v then %+v, want nothing then last_seq 0", seqs, frames[len(frames)-1])
+	}
+	if n := historyCalls(t, c.url); n != reads {
+		t.Fatalf("the resume read history %d times, want none", n-reads)
+	}
+	nextLiveIsOnly(t, c, c.cust, 1)
+}
+
 // historyCalls is how many history reads the gateway has asked of the session service.
 func historyCalls(t *testing.T, url string) int {
 	t.Helper()

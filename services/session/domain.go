@@ -40,6 +40,7 @@ type Session struct {
 	Agents        []string `bson:"agents,omitempty"`
 	CSAT          *CSAT    `bson:"csat,omitempty"`
 	LastSeq       int64    `bson:"-"`
+	LastSeqKnown  bool     `bson:"-"` // LastSeq was read, not left at 0 for want of state
 	QueuePosition int64    `bson:"-"`
 }
 

@@ -199,7 +199,7 @@ func sessionToProto(s Session) (*sessionv1.Session, error) {
 	}
 	pb := &sessionv1.Session{
 		Id: s.ID, CustomerId: s.CustomerID, UserId: s.UserID, Channel: s.Channel, PageUrl: s.PageURL, Profile: profile,
-		Status: statusToProto[s.Status], AgentId: s.AgentID, Group: s.Group, LastSeq: s.LastSeq, CreatedAt: timestamppb.New(s.CreatedAt),
+		Status: statusToProto[s.Status], AgentId: s.AgentID, Group: s.Group, LastSeq: s.LastSeq, LastSeqKnown: s.LastSeqKnown, CreatedAt: timestamppb.New(s.CreatedAt),
 		ClosedBy: s.ClosedBy, CloseReason: s.CloseReason, Csat: csatToProto(s.CSAT), QueuePosition: s.QueuePosition, Agents: s.Agents,
 	}
 	if s.FirstResponseAt != nil {

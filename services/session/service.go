@@ -301,9 +301,12 @@ func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
 		return Session{}, err
 	}
 	if n, ok, err := s.state.lastSeq(ctx, id); err == nil && ok {
-		sess.LastSeq = n
-	} else if last, err := s.repo.lastMessages(ctx, id, 1); err == nil && len(last) == 1 {
-		sess.LastSeq = last[0].Seq
+		sess.LastSeq, sess.LastSeqKnown = n, true
+	} else if last, err := s.repo.lastMessages(ctx, id, 1); err == nil {
+		sess.LastSeqKnown = true
+		if len(last) == 1 {
+			sess.LastSeq = last[0].Seq
+		}
 	}
 	if sess.Status == StatusQueued {
 		if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {

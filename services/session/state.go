@@ -244,7 +244,7 @@ func (s *stateStore) summaries(ctx context.Context, sids []string) (map[string]S
 			return nil, fmt.Errorf("seq of session %s is %q: %w", sid, seqStr, err)
 		}
 		agent, _ := v[1].(string)
-		sess := Session{ID: sid, Status: Status(status), AgentID: agent, Group: group, LastSeq: seq}
+		sess := Session{ID: sid, Status: Status(status), AgentID: agent, Group: group, LastSeq: seq, LastSeqKnown: true}
 		if rated[i].Val() == 1 {
 			sess.CSAT = &CSAT{}
 		}

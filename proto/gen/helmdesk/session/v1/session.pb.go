@@ -154,7 +154,10 @@ type Session struct {
 	// 1-based position in the queue while queued; 0 otherwise.
 	QueuePosition int64 `protobuf:"varint,18,opt,name=queue_position,json=queuePosition,proto3" json:"queue_position,omitempty"`
 	// Every agent the session was ever assigned to.
-	Agents        []string `protobuf:"bytes,19,rep,name=agents,proto3" json:"agents,omitempty"`
+	Agents []string `protobuf:"bytes,19,rep,name=agents,proto3" json:"agents,omitempty"`
+	// Whether last_seq was read (from the session's state or its stored messages) when
+	// this answer was made; false when it could not be, and last_seq is then 0.
+	LastSeqKnown  bool `protobuf:"varint,20,opt,name=last_seq_known,json=lastSeqKnown,proto3" json:"last_seq_known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +323,13 @@ func (x *Session) GetAgents() []string {
 		return x.Agents
 	}
 	return nil
+}
+
+func (x *Session) GetLastSeqKnown() bool {
+	if x != nil {
+		return x.LastSeqKnown
+	}
+	return false
 }
 
 type CSAT struct {
@@ -1796,7 +1806,7 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"!helmdesk/session/v1/session.proto\x12\x13helmdesk.session.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dhelmdesk/events/v1/chat.proto\"+\n" +
 	"\x05Actor\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xe3\x05\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x89\x06\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1820,7 +1830,8 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\fclose_reason\x18\x10 \x01(\tR\vcloseReason\x12-\n" +
 	"\x04csat\x18\x11 \x01(\v2\x19.helmdesk.session.v1.CSATR\x04csat\x12%\n" +
 	"\x0equeue_position\x18\x12 \x01(\x03R\rqueuePosition\x12\x16\n" +
-	"\x06agents\x18\x13 \x03(\tR\x06agents\"u\n" +
+	"\x06agents\x18\x13 \x03(\tR\x06agents\x12$\n" +
+	"\x0elast_seq_known\x18\x14 \x01(\bR\flastSeqKnown\"u\n" +
 	"\x04CSAT\x12\x14\n" +
 	"\x05score\x18\x01 \x01(\x05R\x05score\x12\x18\n" +
 	"\acomment\x18\x02 \x01(\tR\acomment\x12=\n" +
