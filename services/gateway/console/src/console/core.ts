@@ -63,14 +63,17 @@ export function setAuth(a: Auth | null): void {
   auth.set(a);
 }
 
+/** The sign-in is no longer valid (a 401, or the agent socket refused): sign in again. */
+export function signedOut(): void {
+  if (auth.get()) {
+    sessionExpired.set(true);
+    setAuth(null);
+  }
+}
+
 export const api = new ApiClient({
   token: () => auth.get()?.token,
-  onUnauthorized: () => {
-    if (auth.get()) {
-      sessionExpired.set(true);
-      setAuth(null);
-    }
-  },
+  onUnauthorized: signedOut,
 });
 
 // --- i18n ---

@@ -5,7 +5,7 @@ import { socketURL } from '../shared/api';
 import { ChatSocket, type ConnState } from '../shared/chat';
 import { mergeBySeq } from '../shared/seq';
 import type { MessageFrame, ServerFrame, Session, SessionFrame } from '../shared/types';
-import { api, Store } from './core';
+import { api, signedOut, Store } from './core';
 
 export interface LocalMessage {
   clientMsgId: string;
@@ -81,6 +81,8 @@ export class Live {
         this.bump();
       },
       loadHistory: (sid, after) => api.get(`/api/v1/sessions/${sid}/messages`, { after_seq: after, limit: 500 }),
+      // Signed out elsewhere, disabled or demoted: back to the sign-in page, as a 401 does.
+      onRefused: () => signedOut(),
     });
     this.chat = chat;
     addEventListener('online', this.onOnline);

@@ -9,7 +9,7 @@ class FakeWS {
   sent: Record<string, unknown>[] = [];
   readyState = 0;
   onopen: (() => void) | null = null;
-  onclose: (() => void) | null = null;
+  onclose: ((e?: { code: number; reason: string }) => void) | null = null;
   onmessage: ((e: { data: string }) => void) | null = null;
   onerror: (() => void) | null = null;
   constructor(url: string) {
@@ -27,9 +27,9 @@ class FakeWS {
     this.readyState = 1;
     this.onopen?.();
   }
-  drop() {
+  drop(code = 1006, reason = '') {
     this.readyState = 3;
-    this.onclose?.();
+    this.onclose?.({ code, reason });
   }
   push(f: ServerFrame) {
     this.onmessage?.({ data: JSON.stringify(f) });
@@ -75,7 +75,9 @@ function setup(agent = false) {
   const timers = new FakeTimers();
   const got: ServerFrame[] = [];
   const states: string[] = [];
+  const refused: string[] = [];
   const chat = new ChatSocket({
+    onRefused: (reason, code) => refused.push(`${code} ${reason}`),
     agent,
     self: agent ? 'me' : undefined,
     url: () => 'ws://test/ws?access_token=t',
@@ -88,7 +90,7 @@ function setup(agent = false) {
   });
   const ws = () => FakeWS.all[FakeWS.all.length - 1];
   const seqs = () => got.filter((f): f is MessageFrame => f.type === 'message').map((f) => f.seq);
-  return { chat, timers, got, states, ws, seqs };
+  return { chat, timers, got, states, refused, ws, seqs };
 }
 
 /** Drops the connection n times and returns how long each reconnect waited (50 ms steps). */
@@ -192,6 +194,25 @@ describe('ChatSocket', () => {
     expect(failed).toEqual(['text_too_large']);
     timers.advance(1000);
     expect(ws.sent).toEqual([{ type: 'message', client_msg_id: a.clientMsgId, text: 'a' }]);
+  });
+
+  it('stops when the server says not to reconnect, and retries any other close', () => {
+    h.chat.watch('s1');
+    h.chat.start();
+    h.ws().open();
+    h.ws().drop(1012, '{"reconnect":true,"reason":"server is restarting, resume"}');
+    h.timers.advance(1000);
+    expect(FakeWS.all.length).toBe(2);
+    h.ws().open();
+    h.ws().drop(1011, 'not json');
+    h.timers.advance(1000);
+    expect(FakeWS.all.length).toBe(3);
+    h.ws().open();
+    h.ws().drop(1008, '{"reconnect":false,"reason":"signed out: credentials revoked or changed"}');
+    h.timers.advance(60_000);
+    expect(FakeWS.all.length).toBe(3);
+    expect(h.chat.state).toBe('stopped');
+    expect(h.refused).toEqual(['1008 signed out: credentials revoked or changed']);
   });
 
   it('backs off exponentially up to the cap', () => {

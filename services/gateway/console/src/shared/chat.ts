@@ -34,6 +34,12 @@ export interface ChatSocketOptions {
   onState?: (s: ConnState) => void;
   /** A send the server refused for good (e.g. text_too_large). */
   onSendFailed?: (p: PendingSend, code: string, message: string) => void;
+  /**
+   * The server ended the socket and said not to reconnect (close reason
+   * `{"reconnect":false,"reason":…}`, e.g. 1008 when the user's sign-in was revoked):
+   * the socket stops instead of retrying.
+   */
+  onRefused?: (reason: string, code: number) => void;
   /** Fetch messages after afterSeq over REST (when the server says the gap is too large). */
   loadHistory?: (sessionId: string, afterSeq: number) => Promise<{ messages: MessageFrame[]; has_more: boolean }>;
   WebSocket?: { new (url: string): WebSocket };
@@ -58,6 +64,21 @@ export function newClientMsgId(prefix = 'c'): string {
   counter++;
   const rnd = Math.random().toString(36).slice(2, 10);
   return `${prefix}-${Date.now().toString(36)}-${counter}-${rnd}`;
+}
+
+/**
+ * The reason of a close that says not to reconnect (`{"reconnect":false,"reason":…}`),
+ * or null for any other close: those are retried.
+ */
+export function refusal(ev?: { code?: number; reason?: string }): string | null {
+  if (!ev?.reason) return null;
+  try {
+    const r = JSON.parse(ev.reason) as { reconnect?: unknown; reason?: unknown };
+    if (r && r.reconnect === false) return typeof r.reason === 'string' ? r.reason : '';
+  } catch {
+    /* not ours: retry */
+  }
+  return null;
 }
 
 export class ChatSocket {
@@ -244,9 +265,15 @@ export class ChatSocket {
       }
       this.handle(f);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev?: CloseEvent) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      const refused = refusal(ev);
+      if (refused !== null) {
+        this.stop();
+        this.opts.onRefused?.(refused, ev?.code ?? 0);
+        return;
+      }
       this.scheduleReconnect();
     };
     ws.onerror = () => {
