@@ -253,3 +253,26 @@ func TestConcurrentPublishesKeepEveryRecordAndKeyOrder(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPublish measures one record published at a time, the common case of a
+// chat message: its latency, and the memory each write allocates.
+func BenchmarkPublish(b *testing.B) {
+	brokers := testdeps.Kafka(b)
+	rt := apptest.Runtime(b)
+	ctx := context.Background()
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "bench", Partitions: 8}); err != nil {
+		b.Fatal(err)
+	}
+	p := events.NewProducer(brokers, 2*time.Millisecond, rt.Metrics, rt.Tracer)
+	defer p.Close()
+	env, err := events.NewEnvelope("test", "test", "key", wrapperspb.String("a chat message of ordinary length"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Publish(ctx, events.Record{Topic: "bench", Envelope: env}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -59,7 +59,11 @@ func NewProducer(brokers []string, batchTimeout time.Duration, m *observability.
 			Balancer:     &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: batchTimeout,
-			BatchSize:    1000,
+			// kafka-go allocates room for BatchSize messages with every batch it
+			// opens, one per partition a write touches. Publish groups records
+			// itself, so a batch rarely holds more than a few: at 1,000 each
+			// one-record write allocated 160 KB.
+			BatchSize:    100,
 			WriteTimeout: 10 * time.Second,
 			ReadTimeout:  10 * time.Second,
 			Compression:  kafka.Lz4,
