@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/helmdesk/helmdesk/pkg/groupcommit"
 	"github.com/helmdesk/helmdesk/pkg/observability"
 	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
 )
@@ -33,27 +33,18 @@ type Record struct {
 // behind with every batch. Written together, batches grow with the round trip instead.
 type Producer struct {
 	w       *kafka.Writer
+	group   *groupcommit.Group[kafka.Message, error]
 	metrics *observability.Metrics
 	tracer  trace.Tracer
-
-	mu      sync.Mutex
-	queue   []*publishReq
-	running bool
 }
 
 // maxFlush bounds the messages of one grouped write.
 const maxFlush = 10000
 
-type publishReq struct {
-	msgs []kafka.Message
-	err  error
-	done chan struct{}
-}
-
 // NewProducer returns a producer for the brokers. Concurrent Publish calls are batched
 // together for up to batchTimeout (a few milliseconds keeps latency low).
 func NewProducer(brokers []string, batchTimeout time.Duration, m *observability.Metrics, tp trace.TracerProvider) *Producer {
-	return &Producer{
+	p := &Producer{
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(brokers...),
 			Balancer:     &kafka.Hash{},
@@ -71,6 +62,8 @@ func NewProducer(brokers []string, batchTimeout time.Duration, m *observability.
 		metrics: m,
 		tracer:  tp.Tracer("github.com/helmdesk/helmdesk/pkg/events"),
 	}
+	p.group = &groupcommit.Group[kafka.Message, error]{Write: p.writeGrouped, Max: maxFlush}
+	return p
 }
 
 // Publish writes the records, each keyed by its envelope's subject, and returns when
@@ -106,70 +99,37 @@ func (p *Producer) Publish(ctx context.Context, records ...Record) error {
 	return nil
 }
 
-// write queues msgs for the next grouped write and waits for it.
-func (p *Producer) write(ctx context.Context, msgs []kafka.Message) error {
-	req := &publishReq{msgs: msgs, done: make(chan struct{})}
-	p.mu.Lock()
-	p.queue = append(p.queue, req)
-	if !p.running {
-		p.running = true
-		go p.flush()
+// writeGrouped writes the messages of one grouped write; it returns the messages
+// that failed by index, or an error for them all.
+func (p *Producer) writeGrouped(ctx context.Context, msgs []kafka.Message) (map[int]error, error) {
+	err := p.w.WriteMessages(ctx, msgs...)
+	var perMsg kafka.WriteErrors
+	if !errors.As(err, &perMsg) || len(perMsg) != len(msgs) {
+		return nil, err
 	}
-	p.mu.Unlock()
-	select {
-	case <-req.done:
-		return req.err
-	case <-ctx.Done():
-		// The write goes ahead; the caller retries (handlers are idempotent, and a
-		// client resends with the same id).
-		return ctx.Err()
+	failed := map[int]error{}
+	for i, e := range perMsg {
+		if e != nil {
+			failed[i] = e
+		}
 	}
+	return failed, nil
 }
 
-// flush writes what is queued, as one write at a time, until the queue is empty.
-func (p *Producer) flush() {
-	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 {
-			p.running = false
-			p.mu.Unlock()
-			return
-		}
-		var batch []*publishReq
-		n := 0
-		for len(p.queue) > 0 && (n == 0 || n+len(p.queue[0].msgs) <= maxFlush) {
-			n += len(p.queue[0].msgs)
-			batch = append(batch, p.queue[0])
-			p.queue[0] = nil
-			p.queue = p.queue[1:]
-		}
-		p.mu.Unlock()
-
-		all := make([]kafka.Message, 0, n)
-		for _, r := range batch {
-			all = append(all, r.msgs...)
-		}
-		// Not bound to any caller: one caller giving up must not fail the others. The
-		// writer's own timeouts bound it.
-		err := p.w.WriteMessages(context.Background(), all...)
-		var perMsg kafka.WriteErrors
-		split := errors.As(err, &perMsg) && len(perMsg) == len(all)
-		off := 0
-		for _, r := range batch {
-			r.err = err
-			if split {
-				r.err = nil
-				for i := range r.msgs {
-					if e := perMsg[off+i]; e != nil {
-						r.err = e
-						break
-					}
-				}
-			}
-			off += len(r.msgs)
-			close(r.done)
+// write queues msgs for the next grouped write and waits for it. The write goes
+// ahead when the caller gives up; the caller retries (handlers are idempotent, and a
+// client resends with the same id).
+func (p *Producer) write(ctx context.Context, msgs []kafka.Message) error {
+	failed, err := p.group.Do(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	for i := range msgs {
+		if e, ok := failed[i]; ok {
+			return e
 		}
 	}
+	return nil
 }
 
 // Close flushes and closes the writer.

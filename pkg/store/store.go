@@ -113,16 +113,16 @@ func (c *commandMonitor) started(ctx context.Context, e *event.CommandStartedEve
 			}
 		}
 	}
+	var span trace.Span
+	if trace.SpanContextFromContext(ctx).IsValid() { // only commands of a traced operation
+		_, span = c.tracer.Start(ctx, "mongodb "+e.CommandName, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", "mongodb"), attribute.String("db.namespace", e.DatabaseName), attribute.String("db.operation.name", e.CommandName)))
+	}
 	c.mu.Lock()
 	c.probes[e.RequestID] = probe
-	c.mu.Unlock()
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return // only trace commands that belong to a traced operation
+	if span != nil {
+		c.spans[e.RequestID] = span
 	}
-	_, span := c.tracer.Start(ctx, "mongodb "+e.CommandName, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("db.system.name", "mongodb"), attribute.String("db.namespace", e.DatabaseName), attribute.String("db.operation.name", e.CommandName)))
-	c.mu.Lock()
-	c.spans[e.RequestID] = span
 	c.mu.Unlock()
 }
 

@@ -183,7 +183,7 @@ func (s *Service) persist(ctx context.Context, bySession map[string][]*pending) 
 	for i, p := range all {
 		docs[i] = p.msg
 	}
-	dups, err := s.inserts.Insert(ctx, docs)
+	dups, err := s.inserts.Do(ctx, docs)
 	if err != nil {
 		return err
 	}

@@ -441,8 +441,8 @@ func TestRepeatsBelowTheStoredWatermarkAreNotInsertedAgain(t *testing.T) {
 	ctx := context.Background()
 	f.newSession(t, "s1", "a1")
 	var inserted []string
-	insert := f.svc.inserts.insert
-	f.svc.inserts.insert = func(ctx context.Context, msgs []Message) (map[int]bool, error) {
+	insert := f.svc.inserts.Write
+	f.svc.inserts.Write = func(ctx context.Context, msgs []Message) (map[int]bool, error) {
 		for _, m := range msgs {
 			inserted = append(inserted, m.ClientMsgID)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/events"
 	"github.com/helmdesk/helmdesk/pkg/fault"
 	"github.com/helmdesk/helmdesk/pkg/frames"
+	"github.com/helmdesk/helmdesk/pkg/groupcommit"
 	"github.com/helmdesk/helmdesk/pkg/logkey"
 	"github.com/helmdesk/helmdesk/pkg/observability"
 	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
@@ -49,7 +50,10 @@ type Service struct {
 	repo    *repo
 	state   *stateStore
 	metrics *metrics
-	inserts *groupInserter
+	// inserts merges the message inserts of every partition this process owns into
+	// as few InsertMany calls as possible: databases pay per call far more than per
+	// document (FerretDB's SQLite backend takes one transaction per call).
+	inserts *groupcommit.Group[Message, bool]
 }
 
 type metrics struct {
@@ -91,7 +95,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		repo:    r,
 		state:   &stateStore{rdb: deps.Redis, ttl: cfg.StateTTL},
 		metrics: m,
-		inserts: &groupInserter{insert: r.insertMessages, max: 5000},
+		inserts: &groupcommit.Group[Message, bool]{Write: r.insertMessages, Max: 5000},
 	}, nil
 }
 
