@@ -51,10 +51,12 @@ func NewProducer(brokers []string, batchTimeout time.Duration, m *observability.
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: batchTimeout,
 			// kafka-go allocates room for BatchSize messages with every batch it
-			// opens, one per partition a write touches. Publish groups records
-			// itself, so a batch rarely holds more than a few: at 1,000 each
-			// one-record write allocated 160 KB.
-			BatchSize:    100,
+			// opens (164 KB per one-record publish at 1,000, 24.7 KB at 100), but
+			// it sends one batch per partition at a time, so smaller batches drain
+			// a backlog in more round trips. Runs at 100 showed slow acks during
+			// ramps on an evening too noisy to tell why (docs/benchmarks.md): 1,000
+			// stays, as the setting measured good.
+			BatchSize:    1000,
 			WriteTimeout: 10 * time.Second,
 			ReadTimeout:  10 * time.Second,
 			Compression:  kafka.Lz4,
