@@ -19,10 +19,12 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/app"
 	"github.com/helmdesk/helmdesk/pkg/audit"
 	"github.com/helmdesk/helmdesk/pkg/events"
+	"github.com/helmdesk/helmdesk/pkg/groupcommit"
 	"github.com/helmdesk/helmdesk/pkg/logkey"
 	"github.com/helmdesk/helmdesk/pkg/observability"
 	routingv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/routing/v1"
 	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
+	"github.com/helmdesk/helmdesk/services/session"
 )
 
 // Source is the event source name of this service.
@@ -57,6 +59,7 @@ type Gateway struct {
 
 	setups    chan struct{} // socket setup slots (see openSocket)
 	setupWait time.Duration
+	greetings *groupcommit.Group[string, *sessionv1.Session] // customer sockets' session reads (see greet)
 
 	mu       sync.Mutex
 	sockets  map[*socket]struct{}
@@ -99,6 +102,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 			auditFailures:   f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_gateway_audit_failures_total", Help: "Audit entries that could not be appended (each is also logged)."}),
 		},
 	}
+	g.greetings = &groupcommit.Group[string, *sessionv1.Session]{Write: g.readSummaries, Max: session.MaxSummaries}
 	g.handler = g.routes()
 	return g, nil
 }

@@ -438,17 +438,22 @@ func (s *socket) greet() {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	if !s.agent {
-		res, err := s.g.sessions.GetSession(ctx, &sessionv1.GetSessionRequest{SessionId: s.p.SessionID, Summary: true})
+		got, err := s.g.greetings.Do(ctx, []string{s.p.SessionID})
 		if err != nil {
 			s.sendError("unavailable", "could not load the session; it is still open, resume later", "", s.p.SessionID)
 			return
 		}
+		sess, ok := got[0]
+		if !ok {
+			s.sendError("session_not_found", "this session no longer exists; start a new one", "", s.p.SessionID)
+			return
+		}
 		s.mu.Lock()
-		s.agentID = res.GetSession().GetAgentId()
-		s.closed = res.GetSession().GetStatus() == sessionv1.Status_STATUS_CLOSED
+		s.agentID = sess.GetAgentId()
+		s.closed = sess.GetStatus() == sessionv1.Status_STATUS_CLOSED
 		s.mu.Unlock()
-		s.noteGreeted(res.GetSession())
-		s.sendFrame(sessionFrame(res.GetSession()))
+		s.noteGreeted(sess)
+		s.sendFrame(sessionFrame(sess))
 		return
 	}
 	res, err := s.g.sessions.ListSessions(ctx, &sessionv1.ListSessionsRequest{AgentId: s.p.UserID, Status: sessionv1.Status_STATUS_ASSIGNED, Limit: 500, Summary: true})
@@ -463,6 +468,28 @@ func (s *socket) greet() {
 		s.noteGreeted(sess)
 		s.sendFrame(sessionFrame(sess))
 	}
+}
+
+// readSummaries reads the sessions of the customer sockets being greeted at once in
+// one call (see Gateway.greetings): after a restart thousands of sockets open within
+// a second, and one call per socket would cost both services more than the reads.
+// Sessions that do not exist get no result.
+func (g *Gateway) readSummaries(ctx context.Context, ids []string) (map[int]*sessionv1.Session, error) {
+	res, err := g.sessions.GetSessionSummaries(ctx, &sessionv1.GetSessionSummariesRequest{SessionIds: ids})
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*sessionv1.Session, len(res.GetSessions()))
+	for _, sess := range res.GetSessions() {
+		byID[sess.GetId()] = sess
+	}
+	out := make(map[int]*sessionv1.Session, len(ids))
+	for i, id := range ids {
+		if sess, ok := byID[id]; ok {
+			out[i] = sess
+		}
+	}
+	return out, nil
 }
 
 // noteGreeted keeps the session's last seq as the greeting read it (see greeted).

@@ -55,6 +55,22 @@ func (p *grpcPort) GetSession(ctx context.Context, req *sessionv1.GetSessionRequ
 	return &sessionv1.GetSessionResponse{Session: pb}, nil
 }
 
+func (p *grpcPort) GetSessionSummaries(ctx context.Context, req *sessionv1.GetSessionSummariesRequest) (*sessionv1.GetSessionSummariesResponse, error) {
+	list, err := p.svc.SessionSummaries(ctx, req.GetSessionIds())
+	if err != nil {
+		return nil, err
+	}
+	out := &sessionv1.GetSessionSummariesResponse{Sessions: make([]*sessionv1.Session, 0, len(list))}
+	for _, sess := range list {
+		pb, err := p.sessionProto(sess)
+		if err != nil {
+			return nil, err
+		}
+		out.Sessions = append(out.Sessions, pb)
+	}
+	return out, nil
+}
+
 func (p *grpcPort) ListSessions(ctx context.Context, req *sessionv1.ListSessionsRequest) (*sessionv1.ListSessionsResponse, error) {
 	status, err := statusFromProto(req.GetStatus())
 	if err != nil {

@@ -327,16 +327,63 @@ func (s *Service) SessionSummary(ctx context.Context, id string) (Session, error
 	if id == "" {
 		return Session{}, fault.Invalid("session_id", "invalid_session_id", "session_id is required")
 	}
-	sess, ok, err := s.state.summary(ctx, id)
-	if err != nil || !ok {
-		return s.GetSession(ctx, id)
+	got, err := s.SessionSummaries(ctx, []string{id})
+	if err != nil {
+		return Session{}, err
 	}
-	if sess.Status == StatusQueued {
-		if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
-			sess.QueuePosition = q.GetQueuePosition()
+	if len(got) == 0 {
+		return Session{}, fault.New(fault.NotFound, "session_not_found", "session %s does not exist", id)
+	}
+	return got[0], nil
+}
+
+// MaxSummaries bounds the ids of one SessionSummaries call.
+const MaxSummaries = 500
+
+// SessionSummaries returns the summaries (see SessionSummary) of the sessions ids
+// name, in no particular order and each once; ids that name no session are left out.
+// The states of all of them are read in one Redis round trip, so a gateway greeting
+// the sockets of a reconnect storm pays per batch, not per socket.
+func (s *Service) SessionSummaries(ctx context.Context, ids []string) ([]Session, error) {
+	if len(ids) == 0 || len(ids) > MaxSummaries {
+		return nil, fault.Invalid("session_ids", "invalid_session_ids", "between 1 and %d session ids are required", MaxSummaries)
+	}
+	unique := make([]string, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if id == "" {
+			return nil, fault.Invalid("session_ids", "invalid_session_ids", "a session id is empty")
+		}
+		if !seen[id] {
+			seen[id] = true
+			unique = append(unique, id)
 		}
 	}
-	return sess, nil
+	states, err := s.state.summaries(ctx, unique)
+	if err != nil {
+		// Redis is only the fast path: read every session from MongoDB instead.
+		s.log.WarnContext(ctx, "read session summaries", slog.Any(logkey.Error, err))
+		states = nil
+	}
+	out := make([]Session, 0, len(unique))
+	for _, id := range unique {
+		sess, ok := states[id]
+		if !ok {
+			sess, err = s.GetSession(ctx, id)
+			if fault.Is(err, fault.NotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		} else if sess.Status == StatusQueued {
+			if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
+				sess.QueuePosition = q.GetQueuePosition()
+			}
+		}
+		out = append(out, sess)
+	}
+	return out, nil
 }
 
 // ListMessages returns up to limit messages with seq > afterSeq and whether more follow.

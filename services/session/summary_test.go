@@ -114,3 +114,50 @@ func TestAgentListSummaryReadsState(t *testing.T) {
 		t.Fatalf("full list %+v %v", full, err)
 	}
 }
+
+func TestSummariesOfManySessions(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.newSession(t, "s1", "a1")
+	f.newSession(t, "s2", "a3")
+	f.newSession(t, "s3", "a2")
+	if err := f.svc.state.drop(ctx, "s3"); err != nil { // s3 is read from MongoDB
+		t.Fatal(err)
+	}
+	list, err := f.svc.SessionSummaries(ctx, []string{"s1", "nope", "s2", "s3", "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Session{}
+	for _, s := range list {
+		if _, dup := got[s.ID]; dup {
+			t.Fatalf("%s answered twice", s.ID)
+		}
+		got[s.ID] = s
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d sessions (%v), want s1, s2 and s3", len(got), list)
+	}
+	if s := got["s1"]; s.Status != StatusAssigned || s.AgentID != "a1" || !s.LastSeqKnown {
+		t.Fatalf("s1 from state: %+v", s)
+	}
+	if s := got["s2"]; s.Status != StatusAssigned || s.AgentID != "a3" {
+		t.Fatalf("s2 from state: %+v", s)
+	}
+	if s := got["s3"]; s.Status != StatusAssigned || s.AgentID != "a2" || s.CustomerID != "c-s3" {
+		t.Fatalf("s3 from MongoDB: %+v", s)
+	}
+
+	for _, bad := range [][]string{nil, {""}, {"s1", ""}, make([]string, MaxSummaries+1)} {
+		if _, err := f.svc.SessionSummaries(ctx, bad); err == nil {
+			t.Fatalf("%d ids (%q...): no error", len(bad), bad[:min(len(bad), 2)])
+		}
+	}
+	many := make([]string, MaxSummaries)
+	for i := range many {
+		many[i] = "s2"
+	}
+	if list, err := f.svc.SessionSummaries(ctx, many); err != nil || len(list) != 1 {
+		t.Fatalf("%d ids of one session: %d answers, %v", len(many), len(list), err)
+	}
+}

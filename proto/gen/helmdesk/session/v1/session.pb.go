@@ -605,6 +605,96 @@ func (x *GetSessionResponse) GetSession() *Session {
 	return nil
 }
 
+type GetSessionSummariesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 500 ids; a repeated id is answered once.
+	SessionIds    []string `protobuf:"bytes,1,rep,name=session_ids,json=sessionIds,proto3" json:"session_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSessionSummariesRequest) Reset() {
+	*x = GetSessionSummariesRequest{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSessionSummariesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSessionSummariesRequest) ProtoMessage() {}
+
+func (x *GetSessionSummariesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSessionSummariesRequest.ProtoReflect.Descriptor instead.
+func (*GetSessionSummariesRequest) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetSessionSummariesRequest) GetSessionIds() []string {
+	if x != nil {
+		return x.SessionIds
+	}
+	return nil
+}
+
+type GetSessionSummariesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sessions found, in no particular order; ids that name no session are left out.
+	Sessions      []*Session `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSessionSummariesResponse) Reset() {
+	*x = GetSessionSummariesResponse{}
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSessionSummariesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSessionSummariesResponse) ProtoMessage() {}
+
+func (x *GetSessionSummariesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSessionSummariesResponse.ProtoReflect.Descriptor instead.
+func (*GetSessionSummariesResponse) Descriptor() ([]byte, []int) {
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetSessionSummariesResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 type ListSessionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Filters; empty means any.
@@ -629,7 +719,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[7]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +731,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[7]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +744,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{7}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListSessionsRequest) GetAgentId() string {
@@ -752,7 +842,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[8]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +854,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[8]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +867,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{8}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -805,7 +895,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[9]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +907,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[9]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +920,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{9}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CloseSessionRequest) GetSessionId() string {
@@ -863,7 +953,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[10]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +965,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[10]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +978,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{10}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CloseSessionResponse) GetSession() *Session {
@@ -912,7 +1002,7 @@ type TransferSessionRequest struct {
 
 func (x *TransferSessionRequest) Reset() {
 	*x = TransferSessionRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[11]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1014,7 @@ func (x *TransferSessionRequest) String() string {
 func (*TransferSessionRequest) ProtoMessage() {}
 
 func (x *TransferSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[11]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1027,7 @@ func (x *TransferSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferSessionRequest.ProtoReflect.Descriptor instead.
 func (*TransferSessionRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{11}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TransferSessionRequest) GetSessionId() string {
@@ -984,7 +1074,7 @@ type TransferSessionResponse struct {
 
 func (x *TransferSessionResponse) Reset() {
 	*x = TransferSessionResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[12]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1086,7 @@ func (x *TransferSessionResponse) String() string {
 func (*TransferSessionResponse) ProtoMessage() {}
 
 func (x *TransferSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[12]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1099,7 @@ func (x *TransferSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferSessionResponse.ProtoReflect.Descriptor instead.
 func (*TransferSessionResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{12}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TransferSessionResponse) GetSession() *Session {
@@ -1030,7 +1120,7 @@ type SubmitCSATRequest struct {
 
 func (x *SubmitCSATRequest) Reset() {
 	*x = SubmitCSATRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[13]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1132,7 @@ func (x *SubmitCSATRequest) String() string {
 func (*SubmitCSATRequest) ProtoMessage() {}
 
 func (x *SubmitCSATRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[13]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1145,7 @@ func (x *SubmitCSATRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCSATRequest.ProtoReflect.Descriptor instead.
 func (*SubmitCSATRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{13}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SubmitCSATRequest) GetSessionId() string {
@@ -1088,7 +1178,7 @@ type SubmitCSATResponse struct {
 
 func (x *SubmitCSATResponse) Reset() {
 	*x = SubmitCSATResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[14]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1190,7 @@ func (x *SubmitCSATResponse) String() string {
 func (*SubmitCSATResponse) ProtoMessage() {}
 
 func (x *SubmitCSATResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[14]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1203,7 @@ func (x *SubmitCSATResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitCSATResponse.ProtoReflect.Descriptor instead.
 func (*SubmitCSATResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{14}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubmitCSATResponse) GetCsat() *CSAT {
@@ -1134,7 +1224,7 @@ type ListMessagesRequest struct {
 
 func (x *ListMessagesRequest) Reset() {
 	*x = ListMessagesRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[15]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1236,7 @@ func (x *ListMessagesRequest) String() string {
 func (*ListMessagesRequest) ProtoMessage() {}
 
 func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[15]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1249,7 @@ func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{15}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListMessagesRequest) GetSessionId() string {
@@ -1194,7 +1284,7 @@ type ListMessagesResponse struct {
 
 func (x *ListMessagesResponse) Reset() {
 	*x = ListMessagesResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[16]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1296,7 @@ func (x *ListMessagesResponse) String() string {
 func (*ListMessagesResponse) ProtoMessage() {}
 
 func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[16]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1309,7 @@ func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{16}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListMessagesResponse) GetMessages() []*v1.Message {
@@ -1252,7 +1342,7 @@ type Review struct {
 
 func (x *Review) Reset() {
 	*x = Review{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[17]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1354,7 @@ func (x *Review) String() string {
 func (*Review) ProtoMessage() {}
 
 func (x *Review) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[17]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1367,7 @@ func (x *Review) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Review.ProtoReflect.Descriptor instead.
 func (*Review) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{17}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Review) GetId() string {
@@ -1334,7 +1424,7 @@ type AddReviewRequest struct {
 
 func (x *AddReviewRequest) Reset() {
 	*x = AddReviewRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[18]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1436,7 @@ func (x *AddReviewRequest) String() string {
 func (*AddReviewRequest) ProtoMessage() {}
 
 func (x *AddReviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[18]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1449,7 @@ func (x *AddReviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddReviewRequest.ProtoReflect.Descriptor instead.
 func (*AddReviewRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{18}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AddReviewRequest) GetSessionId() string {
@@ -1399,7 +1489,7 @@ type AddReviewResponse struct {
 
 func (x *AddReviewResponse) Reset() {
 	*x = AddReviewResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[19]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1411,7 +1501,7 @@ func (x *AddReviewResponse) String() string {
 func (*AddReviewResponse) ProtoMessage() {}
 
 func (x *AddReviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[19]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1424,7 +1514,7 @@ func (x *AddReviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddReviewResponse.ProtoReflect.Descriptor instead.
 func (*AddReviewResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{19}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AddReviewResponse) GetReview() *Review {
@@ -1443,7 +1533,7 @@ type ListReviewsRequest struct {
 
 func (x *ListReviewsRequest) Reset() {
 	*x = ListReviewsRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[20]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1545,7 @@ func (x *ListReviewsRequest) String() string {
 func (*ListReviewsRequest) ProtoMessage() {}
 
 func (x *ListReviewsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[20]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1558,7 @@ func (x *ListReviewsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReviewsRequest.ProtoReflect.Descriptor instead.
 func (*ListReviewsRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{20}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListReviewsRequest) GetSessionId() string {
@@ -1487,7 +1577,7 @@ type ListReviewsResponse struct {
 
 func (x *ListReviewsResponse) Reset() {
 	*x = ListReviewsResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[21]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1589,7 @@ func (x *ListReviewsResponse) String() string {
 func (*ListReviewsResponse) ProtoMessage() {}
 
 func (x *ListReviewsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[21]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1602,7 @@ func (x *ListReviewsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReviewsResponse.ProtoReflect.Descriptor instead.
 func (*ListReviewsResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{21}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListReviewsResponse) GetReviews() []*Review {
@@ -1536,7 +1626,7 @@ type Customer struct {
 
 func (x *Customer) Reset() {
 	*x = Customer{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[22]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1638,7 @@ func (x *Customer) String() string {
 func (*Customer) ProtoMessage() {}
 
 func (x *Customer) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[22]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1651,7 @@ func (x *Customer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Customer.ProtoReflect.Descriptor instead.
 func (*Customer) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{22}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Customer) GetId() string {
@@ -1617,7 +1707,7 @@ type FindCustomersRequest struct {
 
 func (x *FindCustomersRequest) Reset() {
 	*x = FindCustomersRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[23]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1719,7 @@ func (x *FindCustomersRequest) String() string {
 func (*FindCustomersRequest) ProtoMessage() {}
 
 func (x *FindCustomersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[23]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1732,7 @@ func (x *FindCustomersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCustomersRequest.ProtoReflect.Descriptor instead.
 func (*FindCustomersRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{23}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FindCustomersRequest) GetField() string {
@@ -1668,7 +1758,7 @@ type FindCustomersResponse struct {
 
 func (x *FindCustomersResponse) Reset() {
 	*x = FindCustomersResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[24]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1770,7 @@ func (x *FindCustomersResponse) String() string {
 func (*FindCustomersResponse) ProtoMessage() {}
 
 func (x *FindCustomersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[24]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1783,7 @@ func (x *FindCustomersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCustomersResponse.ProtoReflect.Descriptor instead.
 func (*FindCustomersResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{24}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FindCustomersResponse) GetCustomers() []*Customer {
@@ -1712,7 +1802,7 @@ type EraseCustomerRequest struct {
 
 func (x *EraseCustomerRequest) Reset() {
 	*x = EraseCustomerRequest{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[25]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1814,7 @@ func (x *EraseCustomerRequest) String() string {
 func (*EraseCustomerRequest) ProtoMessage() {}
 
 func (x *EraseCustomerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[25]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1827,7 @@ func (x *EraseCustomerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseCustomerRequest.ProtoReflect.Descriptor instead.
 func (*EraseCustomerRequest) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{25}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EraseCustomerRequest) GetCustomerId() string {
@@ -1757,7 +1847,7 @@ type EraseCustomerResponse struct {
 
 func (x *EraseCustomerResponse) Reset() {
 	*x = EraseCustomerResponse{}
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[26]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1859,7 @@ func (x *EraseCustomerResponse) String() string {
 func (*EraseCustomerResponse) ProtoMessage() {}
 
 func (x *EraseCustomerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_helmdesk_session_v1_session_proto_msgTypes[26]
+	mi := &file_helmdesk_session_v1_session_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1872,7 @@ func (x *EraseCustomerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseCustomerResponse.ProtoReflect.Descriptor instead.
 func (*EraseCustomerResponse) Descriptor() ([]byte, []int) {
-	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{26}
+	return file_helmdesk_session_v1_session_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EraseCustomerResponse) GetSessionsScrubbed() int64 {
@@ -1848,7 +1938,12 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n" +
 	"\asummary\x18\x02 \x01(\bR\asummary\"L\n" +
 	"\x12GetSessionResponse\x126\n" +
-	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"\xc1\x03\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.helmdesk.session.v1.SessionR\asession\"=\n" +
+	"\x1aGetSessionSummariesRequest\x12\x1f\n" +
+	"\vsession_ids\x18\x01 \x03(\tR\n" +
+	"sessionIds\"W\n" +
+	"\x1bGetSessionSummariesResponse\x128\n" +
+	"\bsessions\x18\x01 \x03(\v2\x1c.helmdesk.session.v1.SessionR\bsessions\"\xc1\x03\n" +
 	"\x13ListSessionsRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x123\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1b.helmdesk.session.v1.StatusR\x06status\x12\x14\n" +
@@ -1948,11 +2043,12 @@ const file_helmdesk_session_v1_session_proto_rawDesc = "" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_QUEUED\x10\x01\x12\x13\n" +
 	"\x0fSTATUS_ASSIGNED\x10\x02\x12\x11\n" +
-	"\rSTATUS_CLOSED\x10\x032\xe1\b\n" +
+	"\rSTATUS_CLOSED\x10\x032\xdb\t\n" +
 	"\x0eSessionService\x12f\n" +
 	"\rCreateSession\x12).helmdesk.session.v1.CreateSessionRequest\x1a*.helmdesk.session.v1.CreateSessionResponse\x12]\n" +
 	"\n" +
-	"GetSession\x12&.helmdesk.session.v1.GetSessionRequest\x1a'.helmdesk.session.v1.GetSessionResponse\x12c\n" +
+	"GetSession\x12&.helmdesk.session.v1.GetSessionRequest\x1a'.helmdesk.session.v1.GetSessionResponse\x12x\n" +
+	"\x13GetSessionSummaries\x12/.helmdesk.session.v1.GetSessionSummariesRequest\x1a0.helmdesk.session.v1.GetSessionSummariesResponse\x12c\n" +
 	"\fListSessions\x12(.helmdesk.session.v1.ListSessionsRequest\x1a).helmdesk.session.v1.ListSessionsResponse\x12c\n" +
 	"\fListMessages\x12(.helmdesk.session.v1.ListMessagesRequest\x1a).helmdesk.session.v1.ListMessagesResponse\x12c\n" +
 	"\fCloseSession\x12(.helmdesk.session.v1.CloseSessionRequest\x1a).helmdesk.session.v1.CloseSessionResponse\x12l\n" +
@@ -1978,96 +2074,101 @@ func file_helmdesk_session_v1_session_proto_rawDescGZIP() []byte {
 }
 
 var file_helmdesk_session_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_helmdesk_session_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_helmdesk_session_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_helmdesk_session_v1_session_proto_goTypes = []any{
-	(Status)(0),                     // 0: helmdesk.session.v1.Status
-	(*Actor)(nil),                   // 1: helmdesk.session.v1.Actor
-	(*Session)(nil),                 // 2: helmdesk.session.v1.Session
-	(*CSAT)(nil),                    // 3: helmdesk.session.v1.CSAT
-	(*CreateSessionRequest)(nil),    // 4: helmdesk.session.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil),   // 5: helmdesk.session.v1.CreateSessionResponse
-	(*GetSessionRequest)(nil),       // 6: helmdesk.session.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),      // 7: helmdesk.session.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),     // 8: helmdesk.session.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),    // 9: helmdesk.session.v1.ListSessionsResponse
-	(*CloseSessionRequest)(nil),     // 10: helmdesk.session.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),    // 11: helmdesk.session.v1.CloseSessionResponse
-	(*TransferSessionRequest)(nil),  // 12: helmdesk.session.v1.TransferSessionRequest
-	(*TransferSessionResponse)(nil), // 13: helmdesk.session.v1.TransferSessionResponse
-	(*SubmitCSATRequest)(nil),       // 14: helmdesk.session.v1.SubmitCSATRequest
-	(*SubmitCSATResponse)(nil),      // 15: helmdesk.session.v1.SubmitCSATResponse
-	(*ListMessagesRequest)(nil),     // 16: helmdesk.session.v1.ListMessagesRequest
-	(*ListMessagesResponse)(nil),    // 17: helmdesk.session.v1.ListMessagesResponse
-	(*Review)(nil),                  // 18: helmdesk.session.v1.Review
-	(*AddReviewRequest)(nil),        // 19: helmdesk.session.v1.AddReviewRequest
-	(*AddReviewResponse)(nil),       // 20: helmdesk.session.v1.AddReviewResponse
-	(*ListReviewsRequest)(nil),      // 21: helmdesk.session.v1.ListReviewsRequest
-	(*ListReviewsResponse)(nil),     // 22: helmdesk.session.v1.ListReviewsResponse
-	(*Customer)(nil),                // 23: helmdesk.session.v1.Customer
-	(*FindCustomersRequest)(nil),    // 24: helmdesk.session.v1.FindCustomersRequest
-	(*FindCustomersResponse)(nil),   // 25: helmdesk.session.v1.FindCustomersResponse
-	(*EraseCustomerRequest)(nil),    // 26: helmdesk.session.v1.EraseCustomerRequest
-	(*EraseCustomerResponse)(nil),   // 27: helmdesk.session.v1.EraseCustomerResponse
-	(*structpb.Struct)(nil),         // 28: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
-	(*v1.Message)(nil),              // 30: helmdesk.events.v1.Message
+	(Status)(0),                         // 0: helmdesk.session.v1.Status
+	(*Actor)(nil),                       // 1: helmdesk.session.v1.Actor
+	(*Session)(nil),                     // 2: helmdesk.session.v1.Session
+	(*CSAT)(nil),                        // 3: helmdesk.session.v1.CSAT
+	(*CreateSessionRequest)(nil),        // 4: helmdesk.session.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),       // 5: helmdesk.session.v1.CreateSessionResponse
+	(*GetSessionRequest)(nil),           // 6: helmdesk.session.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),          // 7: helmdesk.session.v1.GetSessionResponse
+	(*GetSessionSummariesRequest)(nil),  // 8: helmdesk.session.v1.GetSessionSummariesRequest
+	(*GetSessionSummariesResponse)(nil), // 9: helmdesk.session.v1.GetSessionSummariesResponse
+	(*ListSessionsRequest)(nil),         // 10: helmdesk.session.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),        // 11: helmdesk.session.v1.ListSessionsResponse
+	(*CloseSessionRequest)(nil),         // 12: helmdesk.session.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),        // 13: helmdesk.session.v1.CloseSessionResponse
+	(*TransferSessionRequest)(nil),      // 14: helmdesk.session.v1.TransferSessionRequest
+	(*TransferSessionResponse)(nil),     // 15: helmdesk.session.v1.TransferSessionResponse
+	(*SubmitCSATRequest)(nil),           // 16: helmdesk.session.v1.SubmitCSATRequest
+	(*SubmitCSATResponse)(nil),          // 17: helmdesk.session.v1.SubmitCSATResponse
+	(*ListMessagesRequest)(nil),         // 18: helmdesk.session.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),        // 19: helmdesk.session.v1.ListMessagesResponse
+	(*Review)(nil),                      // 20: helmdesk.session.v1.Review
+	(*AddReviewRequest)(nil),            // 21: helmdesk.session.v1.AddReviewRequest
+	(*AddReviewResponse)(nil),           // 22: helmdesk.session.v1.AddReviewResponse
+	(*ListReviewsRequest)(nil),          // 23: helmdesk.session.v1.ListReviewsRequest
+	(*ListReviewsResponse)(nil),         // 24: helmdesk.session.v1.ListReviewsResponse
+	(*Customer)(nil),                    // 25: helmdesk.session.v1.Customer
+	(*FindCustomersRequest)(nil),        // 26: helmdesk.session.v1.FindCustomersRequest
+	(*FindCustomersResponse)(nil),       // 27: helmdesk.session.v1.FindCustomersResponse
+	(*EraseCustomerRequest)(nil),        // 28: helmdesk.session.v1.EraseCustomerRequest
+	(*EraseCustomerResponse)(nil),       // 29: helmdesk.session.v1.EraseCustomerResponse
+	(*structpb.Struct)(nil),             // 30: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),       // 31: google.protobuf.Timestamp
+	(*v1.Message)(nil),                  // 32: helmdesk.events.v1.Message
 }
 var file_helmdesk_session_v1_session_proto_depIdxs = []int32{
-	28, // 0: helmdesk.session.v1.Session.profile:type_name -> google.protobuf.Struct
+	30, // 0: helmdesk.session.v1.Session.profile:type_name -> google.protobuf.Struct
 	0,  // 1: helmdesk.session.v1.Session.status:type_name -> helmdesk.session.v1.Status
-	29, // 2: helmdesk.session.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	29, // 3: helmdesk.session.v1.Session.assigned_at:type_name -> google.protobuf.Timestamp
-	29, // 4: helmdesk.session.v1.Session.closed_at:type_name -> google.protobuf.Timestamp
-	29, // 5: helmdesk.session.v1.Session.first_response_at:type_name -> google.protobuf.Timestamp
+	31, // 2: helmdesk.session.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	31, // 3: helmdesk.session.v1.Session.assigned_at:type_name -> google.protobuf.Timestamp
+	31, // 4: helmdesk.session.v1.Session.closed_at:type_name -> google.protobuf.Timestamp
+	31, // 5: helmdesk.session.v1.Session.first_response_at:type_name -> google.protobuf.Timestamp
 	3,  // 6: helmdesk.session.v1.Session.csat:type_name -> helmdesk.session.v1.CSAT
-	29, // 7: helmdesk.session.v1.CSAT.submitted_at:type_name -> google.protobuf.Timestamp
-	28, // 8: helmdesk.session.v1.CreateSessionRequest.profile:type_name -> google.protobuf.Struct
+	31, // 7: helmdesk.session.v1.CSAT.submitted_at:type_name -> google.protobuf.Timestamp
+	30, // 8: helmdesk.session.v1.CreateSessionRequest.profile:type_name -> google.protobuf.Struct
 	2,  // 9: helmdesk.session.v1.CreateSessionResponse.session:type_name -> helmdesk.session.v1.Session
 	2,  // 10: helmdesk.session.v1.GetSessionResponse.session:type_name -> helmdesk.session.v1.Session
-	0,  // 11: helmdesk.session.v1.ListSessionsRequest.status:type_name -> helmdesk.session.v1.Status
-	29, // 12: helmdesk.session.v1.ListSessionsRequest.created_from:type_name -> google.protobuf.Timestamp
-	29, // 13: helmdesk.session.v1.ListSessionsRequest.created_to:type_name -> google.protobuf.Timestamp
-	2,  // 14: helmdesk.session.v1.ListSessionsResponse.sessions:type_name -> helmdesk.session.v1.Session
-	1,  // 15: helmdesk.session.v1.CloseSessionRequest.by:type_name -> helmdesk.session.v1.Actor
-	2,  // 16: helmdesk.session.v1.CloseSessionResponse.session:type_name -> helmdesk.session.v1.Session
-	1,  // 17: helmdesk.session.v1.TransferSessionRequest.by:type_name -> helmdesk.session.v1.Actor
-	2,  // 18: helmdesk.session.v1.TransferSessionResponse.session:type_name -> helmdesk.session.v1.Session
-	3,  // 19: helmdesk.session.v1.SubmitCSATResponse.csat:type_name -> helmdesk.session.v1.CSAT
-	30, // 20: helmdesk.session.v1.ListMessagesResponse.messages:type_name -> helmdesk.events.v1.Message
-	29, // 21: helmdesk.session.v1.Review.created_at:type_name -> google.protobuf.Timestamp
-	18, // 22: helmdesk.session.v1.AddReviewResponse.review:type_name -> helmdesk.session.v1.Review
-	18, // 23: helmdesk.session.v1.ListReviewsResponse.reviews:type_name -> helmdesk.session.v1.Review
-	28, // 24: helmdesk.session.v1.Customer.profile:type_name -> google.protobuf.Struct
-	29, // 25: helmdesk.session.v1.Customer.created_at:type_name -> google.protobuf.Timestamp
-	29, // 26: helmdesk.session.v1.Customer.last_seen_at:type_name -> google.protobuf.Timestamp
-	23, // 27: helmdesk.session.v1.FindCustomersResponse.customers:type_name -> helmdesk.session.v1.Customer
-	4,  // 28: helmdesk.session.v1.SessionService.CreateSession:input_type -> helmdesk.session.v1.CreateSessionRequest
-	6,  // 29: helmdesk.session.v1.SessionService.GetSession:input_type -> helmdesk.session.v1.GetSessionRequest
-	8,  // 30: helmdesk.session.v1.SessionService.ListSessions:input_type -> helmdesk.session.v1.ListSessionsRequest
-	16, // 31: helmdesk.session.v1.SessionService.ListMessages:input_type -> helmdesk.session.v1.ListMessagesRequest
-	10, // 32: helmdesk.session.v1.SessionService.CloseSession:input_type -> helmdesk.session.v1.CloseSessionRequest
-	12, // 33: helmdesk.session.v1.SessionService.TransferSession:input_type -> helmdesk.session.v1.TransferSessionRequest
-	14, // 34: helmdesk.session.v1.SessionService.SubmitCSAT:input_type -> helmdesk.session.v1.SubmitCSATRequest
-	19, // 35: helmdesk.session.v1.SessionService.AddReview:input_type -> helmdesk.session.v1.AddReviewRequest
-	21, // 36: helmdesk.session.v1.SessionService.ListReviews:input_type -> helmdesk.session.v1.ListReviewsRequest
-	24, // 37: helmdesk.session.v1.SessionService.FindCustomers:input_type -> helmdesk.session.v1.FindCustomersRequest
-	26, // 38: helmdesk.session.v1.SessionService.EraseCustomer:input_type -> helmdesk.session.v1.EraseCustomerRequest
-	5,  // 39: helmdesk.session.v1.SessionService.CreateSession:output_type -> helmdesk.session.v1.CreateSessionResponse
-	7,  // 40: helmdesk.session.v1.SessionService.GetSession:output_type -> helmdesk.session.v1.GetSessionResponse
-	9,  // 41: helmdesk.session.v1.SessionService.ListSessions:output_type -> helmdesk.session.v1.ListSessionsResponse
-	17, // 42: helmdesk.session.v1.SessionService.ListMessages:output_type -> helmdesk.session.v1.ListMessagesResponse
-	11, // 43: helmdesk.session.v1.SessionService.CloseSession:output_type -> helmdesk.session.v1.CloseSessionResponse
-	13, // 44: helmdesk.session.v1.SessionService.TransferSession:output_type -> helmdesk.session.v1.TransferSessionResponse
-	15, // 45: helmdesk.session.v1.SessionService.SubmitCSAT:output_type -> helmdesk.session.v1.SubmitCSATResponse
-	20, // 46: helmdesk.session.v1.SessionService.AddReview:output_type -> helmdesk.session.v1.AddReviewResponse
-	22, // 47: helmdesk.session.v1.SessionService.ListReviews:output_type -> helmdesk.session.v1.ListReviewsResponse
-	25, // 48: helmdesk.session.v1.SessionService.FindCustomers:output_type -> helmdesk.session.v1.FindCustomersResponse
-	27, // 49: helmdesk.session.v1.SessionService.EraseCustomer:output_type -> helmdesk.session.v1.EraseCustomerResponse
-	39, // [39:50] is the sub-list for method output_type
-	28, // [28:39] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	2,  // 11: helmdesk.session.v1.GetSessionSummariesResponse.sessions:type_name -> helmdesk.session.v1.Session
+	0,  // 12: helmdesk.session.v1.ListSessionsRequest.status:type_name -> helmdesk.session.v1.Status
+	31, // 13: helmdesk.session.v1.ListSessionsRequest.created_from:type_name -> google.protobuf.Timestamp
+	31, // 14: helmdesk.session.v1.ListSessionsRequest.created_to:type_name -> google.protobuf.Timestamp
+	2,  // 15: helmdesk.session.v1.ListSessionsResponse.sessions:type_name -> helmdesk.session.v1.Session
+	1,  // 16: helmdesk.session.v1.CloseSessionRequest.by:type_name -> helmdesk.session.v1.Actor
+	2,  // 17: helmdesk.session.v1.CloseSessionResponse.session:type_name -> helmdesk.session.v1.Session
+	1,  // 18: helmdesk.session.v1.TransferSessionRequest.by:type_name -> helmdesk.session.v1.Actor
+	2,  // 19: helmdesk.session.v1.TransferSessionResponse.session:type_name -> helmdesk.session.v1.Session
+	3,  // 20: helmdesk.session.v1.SubmitCSATResponse.csat:type_name -> helmdesk.session.v1.CSAT
+	32, // 21: helmdesk.session.v1.ListMessagesResponse.messages:type_name -> helmdesk.events.v1.Message
+	31, // 22: helmdesk.session.v1.Review.created_at:type_name -> google.protobuf.Timestamp
+	20, // 23: helmdesk.session.v1.AddReviewResponse.review:type_name -> helmdesk.session.v1.Review
+	20, // 24: helmdesk.session.v1.ListReviewsResponse.reviews:type_name -> helmdesk.session.v1.Review
+	30, // 25: helmdesk.session.v1.Customer.profile:type_name -> google.protobuf.Struct
+	31, // 26: helmdesk.session.v1.Customer.created_at:type_name -> google.protobuf.Timestamp
+	31, // 27: helmdesk.session.v1.Customer.last_seen_at:type_name -> google.protobuf.Timestamp
+	25, // 28: helmdesk.session.v1.FindCustomersResponse.customers:type_name -> helmdesk.session.v1.Customer
+	4,  // 29: helmdesk.session.v1.SessionService.CreateSession:input_type -> helmdesk.session.v1.CreateSessionRequest
+	6,  // 30: helmdesk.session.v1.SessionService.GetSession:input_type -> helmdesk.session.v1.GetSessionRequest
+	8,  // 31: helmdesk.session.v1.SessionService.GetSessionSummaries:input_type -> helmdesk.session.v1.GetSessionSummariesRequest
+	10, // 32: helmdesk.session.v1.SessionService.ListSessions:input_type -> helmdesk.session.v1.ListSessionsRequest
+	18, // 33: helmdesk.session.v1.SessionService.ListMessages:input_type -> helmdesk.session.v1.ListMessagesRequest
+	12, // 34: helmdesk.session.v1.SessionService.CloseSession:input_type -> helmdesk.session.v1.CloseSessionRequest
+	14, // 35: helmdesk.session.v1.SessionService.TransferSession:input_type -> helmdesk.session.v1.TransferSessionRequest
+	16, // 36: helmdesk.session.v1.SessionService.SubmitCSAT:input_type -> helmdesk.session.v1.SubmitCSATRequest
+	21, // 37: helmdesk.session.v1.SessionService.AddReview:input_type -> helmdesk.session.v1.AddReviewRequest
+	23, // 38: helmdesk.session.v1.SessionService.ListReviews:input_type -> helmdesk.session.v1.ListReviewsRequest
+	26, // 39: helmdesk.session.v1.SessionService.FindCustomers:input_type -> helmdesk.session.v1.FindCustomersRequest
+	28, // 40: helmdesk.session.v1.SessionService.EraseCustomer:input_type -> helmdesk.session.v1.EraseCustomerRequest
+	5,  // 41: helmdesk.session.v1.SessionService.CreateSession:output_type -> helmdesk.session.v1.CreateSessionResponse
+	7,  // 42: helmdesk.session.v1.SessionService.GetSession:output_type -> helmdesk.session.v1.GetSessionResponse
+	9,  // 43: helmdesk.session.v1.SessionService.GetSessionSummaries:output_type -> helmdesk.session.v1.GetSessionSummariesResponse
+	11, // 44: helmdesk.session.v1.SessionService.ListSessions:output_type -> helmdesk.session.v1.ListSessionsResponse
+	19, // 45: helmdesk.session.v1.SessionService.ListMessages:output_type -> helmdesk.session.v1.ListMessagesResponse
+	13, // 46: helmdesk.session.v1.SessionService.CloseSession:output_type -> helmdesk.session.v1.CloseSessionResponse
+	15, // 47: helmdesk.session.v1.SessionService.TransferSession:output_type -> helmdesk.session.v1.TransferSessionResponse
+	17, // 48: helmdesk.session.v1.SessionService.SubmitCSAT:output_type -> helmdesk.session.v1.SubmitCSATResponse
+	22, // 49: helmdesk.session.v1.SessionService.AddReview:output_type -> helmdesk.session.v1.AddReviewResponse
+	24, // 50: helmdesk.session.v1.SessionService.ListReviews:output_type -> helmdesk.session.v1.ListReviewsResponse
+	27, // 51: helmdesk.session.v1.SessionService.FindCustomers:output_type -> helmdesk.session.v1.FindCustomersResponse
+	29, // 52: helmdesk.session.v1.SessionService.EraseCustomer:output_type -> helmdesk.session.v1.EraseCustomerResponse
+	41, // [41:53] is the sub-list for method output_type
+	29, // [29:41] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_helmdesk_session_v1_session_proto_init() }
@@ -2081,7 +2182,7 @@ func file_helmdesk_session_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_helmdesk_session_v1_session_proto_rawDesc), len(file_helmdesk_session_v1_session_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

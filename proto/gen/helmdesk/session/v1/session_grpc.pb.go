@@ -19,17 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SessionService_CreateSession_FullMethodName   = "/helmdesk.session.v1.SessionService/CreateSession"
-	SessionService_GetSession_FullMethodName      = "/helmdesk.session.v1.SessionService/GetSession"
-	SessionService_ListSessions_FullMethodName    = "/helmdesk.session.v1.SessionService/ListSessions"
-	SessionService_ListMessages_FullMethodName    = "/helmdesk.session.v1.SessionService/ListMessages"
-	SessionService_CloseSession_FullMethodName    = "/helmdesk.session.v1.SessionService/CloseSession"
-	SessionService_TransferSession_FullMethodName = "/helmdesk.session.v1.SessionService/TransferSession"
-	SessionService_SubmitCSAT_FullMethodName      = "/helmdesk.session.v1.SessionService/SubmitCSAT"
-	SessionService_AddReview_FullMethodName       = "/helmdesk.session.v1.SessionService/AddReview"
-	SessionService_ListReviews_FullMethodName     = "/helmdesk.session.v1.SessionService/ListReviews"
-	SessionService_FindCustomers_FullMethodName   = "/helmdesk.session.v1.SessionService/FindCustomers"
-	SessionService_EraseCustomer_FullMethodName   = "/helmdesk.session.v1.SessionService/EraseCustomer"
+	SessionService_CreateSession_FullMethodName       = "/helmdesk.session.v1.SessionService/CreateSession"
+	SessionService_GetSession_FullMethodName          = "/helmdesk.session.v1.SessionService/GetSession"
+	SessionService_GetSessionSummaries_FullMethodName = "/helmdesk.session.v1.SessionService/GetSessionSummaries"
+	SessionService_ListSessions_FullMethodName        = "/helmdesk.session.v1.SessionService/ListSessions"
+	SessionService_ListMessages_FullMethodName        = "/helmdesk.session.v1.SessionService/ListMessages"
+	SessionService_CloseSession_FullMethodName        = "/helmdesk.session.v1.SessionService/CloseSession"
+	SessionService_TransferSession_FullMethodName     = "/helmdesk.session.v1.SessionService/TransferSession"
+	SessionService_SubmitCSAT_FullMethodName          = "/helmdesk.session.v1.SessionService/SubmitCSAT"
+	SessionService_AddReview_FullMethodName           = "/helmdesk.session.v1.SessionService/AddReview"
+	SessionService_ListReviews_FullMethodName         = "/helmdesk.session.v1.SessionService/ListReviews"
+	SessionService_FindCustomers_FullMethodName       = "/helmdesk.session.v1.SessionService/FindCustomers"
+	SessionService_EraseCustomer_FullMethodName       = "/helmdesk.session.v1.SessionService/EraseCustomer"
 )
 
 // SessionServiceClient is the client API for SessionService service.
@@ -42,6 +43,9 @@ type SessionServiceClient interface {
 	CreateSession(ctx context.Context, in *CreateSessionRequest, opts ...grpc.CallOption) (*CreateSessionResponse, error)
 	// GetSession returns one session.
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
+	// GetSessionSummaries returns the summaries (see GetSessionRequest.summary) of up to
+	// 500 sessions in one call: a restarted gateway greets thousands of sockets at once.
+	GetSessionSummaries(ctx context.Context, in *GetSessionSummariesRequest, opts ...grpc.CallOption) (*GetSessionSummariesResponse, error)
 	// ListSessions lists sessions, newest first.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// ListMessages returns a session's messages with seq greater than after_seq, in order.
@@ -84,6 +88,16 @@ func (c *sessionServiceClient) GetSession(ctx context.Context, in *GetSessionReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetSessionResponse)
 	err := c.cc.Invoke(ctx, SessionService_GetSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) GetSessionSummaries(ctx context.Context, in *GetSessionSummariesRequest, opts ...grpc.CallOption) (*GetSessionSummariesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSessionSummariesResponse)
+	err := c.cc.Invoke(ctx, SessionService_GetSessionSummaries_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +204,9 @@ type SessionServiceServer interface {
 	CreateSession(context.Context, *CreateSessionRequest) (*CreateSessionResponse, error)
 	// GetSession returns one session.
 	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
+	// GetSessionSummaries returns the summaries (see GetSessionRequest.summary) of up to
+	// 500 sessions in one call: a restarted gateway greets thousands of sockets at once.
+	GetSessionSummaries(context.Context, *GetSessionSummariesRequest) (*GetSessionSummariesResponse, error)
 	// ListSessions lists sessions, newest first.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// ListMessages returns a session's messages with seq greater than after_seq, in order.
@@ -223,6 +240,9 @@ func (UnimplementedSessionServiceServer) CreateSession(context.Context, *CreateS
 }
 func (UnimplementedSessionServiceServer) GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSession not implemented")
+}
+func (UnimplementedSessionServiceServer) GetSessionSummaries(context.Context, *GetSessionSummariesRequest) (*GetSessionSummariesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSessionSummaries not implemented")
 }
 func (UnimplementedSessionServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
@@ -304,6 +324,24 @@ func _SessionService_GetSession_Handler(srv interface{}, ctx context.Context, de
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SessionServiceServer).GetSession(ctx, req.(*GetSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_GetSessionSummaries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSessionSummariesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).GetSessionSummaries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_GetSessionSummaries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).GetSessionSummaries(ctx, req.(*GetSessionSummariesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -484,6 +522,10 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSession",
 			Handler:    _SessionService_GetSession_Handler,
+		},
+		{
+			MethodName: "GetSessionSummaries",
+			Handler:    _SessionService_GetSessionSummaries_Handler,
 		},
 		{
 			MethodName: "ListSessions",

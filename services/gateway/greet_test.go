@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/grpc"
+
+	"github.com/helmdesk/helmdesk/pkg/groupcommit"
+	sessionv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/session/v1"
+	"github.com/helmdesk/helmdesk/services/session"
+)
+
+// summaryService answers GetSessionSummaries for every id but "gone", and holds its
+// first answer until release is closed.
+type summaryService struct {
+	sessionv1.SessionServiceClient // any other method panics
+
+	release chan struct{}
+	mu      sync.Mutex
+	calls   [][]string
+}
+
+func (f *summaryService) GetSessionSummaries(_ context.Context, req *sessionv1.GetSessionSummariesRequest, _ ...grpc.CallOption) (*sessionv1.GetSessionSummariesResponse, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, req.GetSessionIds())
+	first := len(f.calls) == 1
+	f.mu.Unlock()
+	if first {
+		<-f.release
+	}
+	res := &sessionv1.GetSessionSummariesResponse{}
+	for _, id := range req.GetSessionIds() {
+		if id != "gone" {
+			res.Sessions = append(res.Sessions, &sessionv1.Session{Id: id, Status: sessionv1.Status_STATUS_ASSIGNED, AgentId: "agent-of-" + id, LastSeq: 7, LastSeqKnown: true})
+		}
+	}
+	return res, nil
+}
+
+func (f *summaryService) called() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+// The sockets greeted while a read is under way share the next one, and each gets
+// its own session (or an error when it is gone).
+func TestGreetingsOfABurstShareOneRead(t *testing.T) {
+	svc := &summaryService{release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	g := &Gateway{sessions: svc, metrics: &metrics{wsErrors: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "errors"}, []string{"code"})}}
+	g.greetings = &groupcommit.Group[string, *sessionv1.Session]{Write: g.readSummaries, Max: session.MaxSummaries}
+
+	ids := []string{"s0", "s1", "gone", "s2"}
+	type greeted struct {
+		id    string
+		frame map[string]any
+	}
+	out := make(chan greeted, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		s, client := socketPair(t, 64)
+		s.g, s.p = g, Principal{Kind: tokenCustomer, SessionID: id}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.greet()
+			_, b, err := client.Read(t.Context())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var f map[string]any
+			if err := json.Unmarshal(b, &f); err != nil {
+				t.Error(err)
+			}
+			out <- greeted{id, f}
+		}()
+		// s0's read is under way (and held); the others queue behind it.
+		for deadline := time.Now().Add(5 * time.Second); queuedGreetings() != i+1 || svc.called() != 1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("greeting %d never queued", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(svc.release)
+	wg.Wait()
+	close(out)
+
+	if len(svc.calls) != 2 || !slices.Equal(svc.calls[0], []string{"s0"}) || len(svc.calls[1]) != 3 {
+		t.Fatalf("reads %v, want [s0] then the other three together", svc.calls)
+	}
+	for got := range out {
+		f := got.frame
+		if got.id == "gone" {
+			if f["type"] != "error" || f["code"] != "session_not_found" || f["session_id"] != "gone" {
+				t.Fatalf("greeting of a session that is gone: %v", f)
+			}
+			continue
+		}
+		if f["type"] != "session" || f["session_id"] != got.id || f["status"] != "assigned" || f["agent_id"] != "agent-of-"+got.id {
+			t.Fatalf("greeting of %s: %v", got.id, f)
+		}
+	}
+}
+
+// queuedGreetings is how many greetings wait in Do (the one being read included).
+func queuedGreetings() int {
+	var buf [1 << 18]byte
+	n := runtime.Stack(buf[:], true)
+	return strings.Count(string(buf[:n]), "groupcommit.(*Group[...]).Do(")
+}
