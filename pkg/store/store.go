@@ -167,20 +167,76 @@ type Index struct {
 	Keys       bson.D
 	Unique     bool
 	Name       string
+	// QueryOnly marks an index that only makes queries fast: any uniqueness it has is
+	// implied by _id. FerretDB uses no index but _id's to answer a query, so there it
+	// would only slow every write, and it is not created (and dropped if it exists).
+	QueryOnly bool
 }
 
 // EnsureIndexes creates the indexes; existing ones are kept.
 func EnsureIndexes(ctx context.Context, db *mongo.Database, indexes ...Index) error {
+	var ferret *bool
 	for _, ix := range indexes {
-		opts := options.Index().SetUnique(ix.Unique)
-		if ix.Name != "" {
-			opts.SetName(ix.Name)
+		if ix.QueryOnly {
+			if ferret == nil {
+				is, err := IsFerretDB(ctx, db.Client())
+				if err != nil {
+					return err
+				}
+				ferret = &is
+			}
+			if *ferret {
+				if err := dropIfPresent(ctx, db.Collection(ix.Collection), ix.name()); err != nil {
+					return err
+				}
+				continue
+			}
 		}
+		opts := options.Index().SetUnique(ix.Unique).SetName(ix.name())
 		if _, err := db.Collection(ix.Collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.Keys, Options: opts}); err != nil {
 			return fmt.Errorf("create index on %s %v: %w", ix.Collection, ix.Keys, err)
 		}
 	}
 	return nil
+}
+
+// name is the index's name: Name, or the name MongoDB gives it by default
+// ("session_id_1_seq_1").
+func (ix Index) name() string {
+	if ix.Name != "" {
+		return ix.Name
+	}
+	parts := make([]string, 0, 2*len(ix.Keys))
+	for _, k := range ix.Keys {
+		parts = append(parts, k.Key, fmt.Sprint(k.Value))
+	}
+	return strings.Join(parts, "_")
+}
+
+func dropIfPresent(ctx context.Context, coll *mongo.Collection, name string) error {
+	names, err := coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return fmt.Errorf("list indexes of %s: %w", coll.Name(), err)
+	}
+	for _, spec := range names {
+		if spec.Name == name {
+			if err := coll.Indexes().DropOne(ctx, name); err != nil {
+				return fmt.Errorf("drop index %s of %s: %w", name, coll.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// IsFerretDB reports whether the server is FerretDB (which answers buildInfo with its
+// own version besides the MongoDB version it emulates).
+func IsFerretDB(ctx context.Context, c *mongo.Client) (bool, error) {
+	var info bson.M
+	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, fmt.Errorf("read server build info: %w", err)
+	}
+	_, ok := info["ferretdbVersion"]
+	return ok, nil
 }
 
 // IsDuplicateKey reports whether err is (or contains) a unique-index violation.

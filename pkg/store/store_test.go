@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/helmdesk/helmdesk/pkg/devstack"
@@ -80,4 +81,69 @@ func observations(t *testing.T, m *observability.Metrics, labels ...string) uint
 		}
 	}
 	return 0
+}
+
+// On FerretDB, indexes that only serve queries are not kept: it answers queries
+// from _id's index alone, so they would only slow writes.
+func TestQueryOnlyIndexesAreNotKeptOnFerretDB(t *testing.T) {
+	ctx := context.Background()
+	mongo, err := devstack.StartMongo(ctx, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mongo.Close() })
+	client, db, err := store.Connect(ctx, store.Config{URI: mongo.URI(), Database: "indexed"}, observability.NewMetrics(), noop.NewTracerProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	if is, err := store.IsFerretDB(ctx, client); err != nil || !is {
+		t.Fatalf("IsFerretDB = %v, %v on FerretDB", is, err)
+	}
+	things := db.Collection("things")
+	// An index from before it was marked query-only.
+	if err := store.EnsureIndexes(ctx, db, store.Index{Collection: "things", Keys: bson.D{{Key: "owner", Value: 1}, {Key: "at", Value: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexNames(t, things); !got["owner_1_at_-1"] {
+		t.Fatalf("indexes %v, want owner_1_at_-1", got)
+	}
+	err = store.EnsureIndexes(ctx, db,
+		store.Index{Collection: "things", Keys: bson.D{{Key: "owner", Value: 1}, {Key: "at", Value: -1}}, QueryOnly: true},
+		store.Index{Collection: "things", Keys: bson.D{{Key: "seq", Value: 1}}, Unique: true, QueryOnly: true},
+		store.Index{Collection: "things", Keys: bson.D{{Key: "key", Value: 1}}, Unique: true},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := indexNames(t, things)
+	if got["owner_1_at_-1"] || got["seq_1"] || !got["key_1"] {
+		t.Fatalf("indexes %v, want _id_ and key_1 only", got)
+	}
+	// The unique index that stays is enforced.
+	if _, err := things.InsertOne(ctx, bson.M{"_id": "a", "key": "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := things.InsertOne(ctx, bson.M{"_id": "b", "key": "k"}); !store.IsDuplicateKey(err) {
+		t.Fatalf("a second document with key k: %v, want a duplicate key error", err)
+	}
+	// Running it again (every start does) changes nothing.
+	if err := store.EnsureIndexes(ctx, db, store.Index{Collection: "things", Keys: bson.D{{Key: "seq", Value: 1}}, QueryOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func indexNames(t *testing.T, c interface {
+	Indexes() mongodriver.IndexView
+}) map[string]bool {
+	t.Helper()
+	specs, err := c.Indexes().ListSpecifications(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+	}
+	return names
 }

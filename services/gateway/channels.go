@@ -106,7 +106,7 @@ func (g *Gateway) channels() channelStore {
 func (s channelStore) prepare(ctx context.Context) error {
 	err := store.EnsureIndexes(ctx, s.coll.Database(),
 		store.Index{Collection: collChannels, Keys: bson.D{{Key: "key", Value: 1}}, Unique: true},
-		store.Index{Collection: collChannels, Keys: bson.D{{Key: "created_at", Value: 1}}},
+		store.Index{Collection: collChannels, Keys: bson.D{{Key: "created_at", Value: 1}}, QueryOnly: true},
 	)
 	if err != nil {
 		return fmt.Errorf("prepare channel storage: %w", err)

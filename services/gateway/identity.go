@@ -122,8 +122,8 @@ func customerTokenKey(digest string) string { return "hd:auth:ctok:" + digest }
 func newIdentity(ctx context.Context, db *mongo.Database, rdb *redis.Client, idleTTL time.Duration) (*identity, error) {
 	err := store.EnsureIndexes(ctx, db,
 		store.Index{Collection: collUsers, Keys: bson.D{{Key: "email", Value: 1}}, Unique: true},
-		store.Index{Collection: collTokens, Keys: bson.D{{Key: "subject", Value: 1}}},
-		store.Index{Collection: collTokens, Keys: bson.D{{Key: "id", Value: 1}}},
+		store.Index{Collection: collTokens, Keys: bson.D{{Key: "subject", Value: 1}}, QueryOnly: true},
+		store.Index{Collection: collTokens, Keys: bson.D{{Key: "id", Value: 1}}, QueryOnly: true},
 		store.Index{Collection: collAPIKeys, Keys: bson.D{{Key: "digest", Value: 1}}, Unique: true},
 	)
 	if err != nil {

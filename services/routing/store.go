@@ -64,8 +64,8 @@ type repo struct {
 
 func newRepo(ctx context.Context, db *mongo.Database) (*repo, error) {
 	if err := store.EnsureIndexes(ctx, db,
-		store.Index{Collection: collAgents, Keys: bson.D{{Key: "groups", Value: 1}}, Name: "groups"},
-		store.Index{Collection: collRules, Keys: bson.D{{Key: "updated_at", Value: -1}}, Name: "updated_at"},
+		store.Index{Collection: collAgents, Keys: bson.D{{Key: "groups", Value: 1}}, Name: "groups", QueryOnly: true},
+		store.Index{Collection: collRules, Keys: bson.D{{Key: "updated_at", Value: -1}}, Name: "updated_at", QueryOnly: true},
 	); err != nil {
 		return nil, err
 	}

@@ -32,12 +32,13 @@ type repo struct {
 func newRepo(ctx context.Context, db *mongo.Database) (*repo, error) {
 	err := store.EnsureIndexes(ctx, db,
 		store.Index{Collection: collCustomers, Keys: bson.D{{Key: "user_id", Value: 1}}, Unique: true},
-		store.Index{Collection: collSessions, Keys: bson.D{{Key: "agent_id", Value: 1}, {Key: "status", Value: 1}}},
-		store.Index{Collection: collSessions, Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "created_at", Value: -1}}},
+		store.Index{Collection: collSessions, Keys: bson.D{{Key: "agent_id", Value: 1}, {Key: "status", Value: 1}}, QueryOnly: true},
+		store.Index{Collection: collSessions, Keys: bson.D{{Key: "customer_id", Value: 1}, {Key: "created_at", Value: -1}}, QueryOnly: true},
 		store.Index{Collection: collMessages, Keys: bson.D{{Key: "session_id", Value: 1}, {Key: "client_msg_id", Value: 1}}, Unique: true},
-		store.Index{Collection: collMessages, Keys: bson.D{{Key: "session_id", Value: 1}, {Key: "seq", Value: 1}}, Unique: true},
-		store.Index{Collection: collReviews, Keys: bson.D{{Key: "session_id", Value: 1}}},
-		store.Index{Collection: collSessions, Keys: bson.D{{Key: "agents", Value: 1}}},
+		// Unique as _id is: messageID(session_id, seq).
+		store.Index{Collection: collMessages, Keys: bson.D{{Key: "session_id", Value: 1}, {Key: "seq", Value: 1}}, Unique: true, QueryOnly: true},
+		store.Index{Collection: collReviews, Keys: bson.D{{Key: "session_id", Value: 1}}, QueryOnly: true},
+		store.Index{Collection: collSessions, Keys: bson.D{{Key: "agents", Value: 1}}, QueryOnly: true},
 	)
 	if err != nil {
 		return nil, err
