@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/helmdesk/helmdesk/pkg/groupcommit"
 	"github.com/helmdesk/helmdesk/pkg/logkey"
 )
 
@@ -28,10 +29,28 @@ type hub struct {
 	subs    map[string]map[subscriber]struct{}
 	waiters map[string][]chan struct{} // channel → callers waiting for the SUBSCRIBE to take effect
 	active  map[string]bool            // channels Redis confirmed
+
+	// subscribes groups the channels of sockets opening at the same time into one
+	// SUBSCRIBE while another is being written.
+	subscribes *groupcommit.Group[string, struct{}]
 }
 
 func newHub(rdb *redis.Client, log *slog.Logger) *hub {
-	return &hub{rdb: rdb, log: log, subs: map[string]map[subscriber]struct{}{}, waiters: map[string][]chan struct{}{}, active: map[string]bool{}}
+	h := &hub{rdb: rdb, log: log, subs: map[string]map[subscriber]struct{}{}, waiters: map[string][]chan struct{}{}, active: map[string]bool{}}
+	h.subscribes = &groupcommit.Group[string, struct{}]{Write: h.sendSubscribe, Max: 1000}
+	return h
+}
+
+// sendSubscribe asks Redis for channels on the current subscription connection. With
+// none (the hub is reconnecting), the next connection subscribes every channel anyway.
+func (h *hub) sendSubscribe(ctx context.Context, channels []string) (map[int]struct{}, error) {
+	h.mu.Lock()
+	ps := h.ps
+	h.mu.Unlock()
+	if ps == nil {
+		return nil, nil
+	}
+	return nil, ps.Subscribe(ctx, channels...)
 }
 
 // subscribe adds s to channel and returns once Redis delivers that channel to us, so
@@ -51,10 +70,10 @@ func (h *hub) subscribe(ctx context.Context, channel string, s subscriber) error
 	wait := make(chan struct{})
 	h.waiters[channel] = append(h.waiters[channel], wait)
 	first := len(h.waiters[channel]) == 1
-	ps := h.ps
+	connected := h.ps != nil
 	h.mu.Unlock()
-	if first && ps != nil {
-		if err := ps.Subscribe(ctx, channel); err != nil {
+	if first && connected {
+		if _, err := h.subscribes.Do(ctx, []string{channel}); err != nil {
 			return fmt.Errorf("subscribe to %s: %w", channel, err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/fault"
+	"github.com/helmdesk/helmdesk/pkg/groupcommit"
 	"github.com/helmdesk/helmdesk/pkg/store"
 )
 
@@ -102,6 +103,10 @@ type identity struct {
 
 	// rdb caches customer tokens across gateways and restarts (nil: not cached).
 	rdb *redis.Client
+	// customerTokens groups the lookups of customer tokens in rdb that arrive while
+	// one is under way into one pipeline: after a restart every customer reconnects
+	// within a second or so.
+	customerTokens *groupcommit.Group[string, cachedCustomerToken]
 
 	// userIDs remembers which user id an e-mail address belonged to, so that a sign-in
 	// loads the user by _id (FerretDB answers only _id lookups from an index). The
@@ -129,8 +134,10 @@ func newIdentity(ctx context.Context, db *mongo.Database, rdb *redis.Client, idl
 	if err != nil {
 		return nil, fmt.Errorf("prepare identity storage: %w", err)
 	}
-	return &identity{orgs: db.Collection(collOrganizations), users: db.Collection(collUsers), tokens: db.Collection(collTokens),
-		apiKeys: db.Collection(collAPIKeys), roles: newRoleStore(db), idleTTL: idleTTL, cache: map[string]Principal{}, rdb: rdb}, nil
+	id := &identity{orgs: db.Collection(collOrganizations), users: db.Collection(collUsers), tokens: db.Collection(collTokens),
+		apiKeys: db.Collection(collAPIKeys), roles: newRoleStore(db), idleTTL: idleTTL, cache: map[string]Principal{}, rdb: rdb}
+	id.customerTokens = &groupcommit.Group[string, cachedCustomerToken]{Write: id.readCustomerTokens, Max: 1000}
+	return id, nil
 }
 
 // normalizeEmail validates and lower-cases an address.
@@ -364,11 +371,9 @@ func (id *identity) authenticate(ctx context.Context, token string) (Principal, 
 // in MongoDB would make them wait. The cached entry lives no longer than the token.
 func (id *identity) resolveCustomerToken(ctx context.Context, digest string, now time.Time) (Principal, error) {
 	if id.rdb != nil {
-		pipe := id.rdb.Pipeline()
-		get := pipe.Get(ctx, customerTokenKey(digest))
-		ttl := pipe.PTTL(ctx, customerTokenKey(digest))
-		if _, err := pipe.Exec(ctx); err == nil && get.Val() != "" && ttl.Val() > 0 {
-			return Principal{Kind: tokenCustomer, SessionID: get.Val(), expires: now.Add(min(cacheTTL, ttl.Val()))}, nil
+		got, err := id.customerTokens.Do(ctx, []string{digest})
+		if c, ok := got[0]; err == nil && ok {
+			return Principal{Kind: tokenCustomer, SessionID: c.sessionID, expires: now.Add(min(cacheTTL, c.ttl))}, nil
 		}
 	}
 	p, err := id.resolveToken(ctx, digest, now)
@@ -381,6 +386,36 @@ func (id *identity) resolveCustomerToken(ctx context.Context, digest string, now
 		}
 	}
 	return p, nil
+}
+
+// cachedCustomerToken is a customer token's entry in Redis: its session, and how long
+// the entry has left.
+type cachedCustomerToken struct {
+	sessionID string
+	ttl       time.Duration
+}
+
+// readCustomerTokens looks the digests up in Redis in one round trip; digests without
+// a usable entry get no result.
+func (id *identity) readCustomerTokens(ctx context.Context, digests []string) (map[int]cachedCustomerToken, error) {
+	pipe := id.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(digests))
+	ttls := make([]*redis.DurationCmd, len(digests))
+	for i, d := range digests {
+		gets[i] = pipe.Get(ctx, customerTokenKey(d))
+		ttls[i] = pipe.PTTL(ctx, customerTokenKey(d))
+	}
+	// A missing key fails its own GET (redis.Nil) and is told apart below.
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make(map[int]cachedCustomerToken, len(digests))
+	for i := range digests {
+		if gets[i].Err() == nil && gets[i].Val() != "" && ttls[i].Err() == nil && ttls[i].Val() > 0 {
+			out[i] = cachedCustomerToken{sessionID: gets[i].Val(), ttl: ttls[i].Val()}
+		}
+	}
+	return out, nil
 }
 
 // touchEvery bounds how often last-used times are written.

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,4 +77,59 @@ func TestCustomerTokensCachedNoLongerThanTheyLive(t *testing.T) {
 	if n := rdb.Exists(ctx, customerTokenKey(auth.Digest(user))).Val(); n != 0 {
 		t.Fatal("a user token was cached as a customer token")
 	}
+}
+
+// The lookups grouped into one pipeline are answered each on its own: a token missing
+// from Redis fails only its own lookup, which then goes to MongoDB.
+func TestCustomerTokenLookupsShareAPipeline(t *testing.T) {
+	ctx := context.Background()
+	uri, dbName := testdeps.Mongo(t)
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	rdb := redis.NewClient(&redis.Options{Addr: testdeps.Redis(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	id, err := newIdentity(ctx, client.Database(dbName), rdb, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokens []string
+	for i := range 3 {
+		tok, _, err := id.issue(ctx, tokenCustomer, "session-"+strconv.Itoa(i), "", time.Hour, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, tok)
+	}
+	// Cache the first and the last only.
+	for _, i := range []int{0, 2} {
+		if err := rdb.Set(ctx, customerTokenKey(auth.Digest(tokens[i])), "session-"+strconv.Itoa(i), time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := id.readCustomerTokens(ctx, []string{auth.Digest(tokens[0]), auth.Digest(tokens[1]), auth.Digest(tokens[2])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].sessionID != "session-0" || got[2].sessionID != "session-2" || got[0].ttl <= 0 {
+		t.Fatalf("lookups = %+v, want session-0 and session-2 (with their TTLs) and nothing for the uncached token", got)
+	}
+
+	// Many at once, as after a restart: each gets its own session.
+	var wg sync.WaitGroup
+	for round := range 20 {
+		for i, tok := range tokens {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, err := id.resolveCustomerToken(ctx, auth.Digest(tok), time.Now())
+				if err != nil || p.SessionID != "session-"+strconv.Itoa(i) {
+					t.Errorf("round %d, token %d: %+v, %v", round, i, p, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
 }
