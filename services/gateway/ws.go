@@ -475,6 +475,10 @@ func (s *socket) greet() {
 // a second, and one call per socket would cost both services more than the reads.
 // Sessions that do not exist get no result.
 func (g *Gateway) readSummaries(ctx context.Context, ids []string) (map[int]*sessionv1.Session, error) {
+	// The group runs this without its callers' deadlines; a read that hung would hold
+	// up every greeting after it.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	res, err := g.sessions.GetSessionSummaries(ctx, &sessionv1.GetSessionSummariesRequest{SessionIds: ids})
 	if err != nil {
 		return nil, err

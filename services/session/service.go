@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -365,26 +366,50 @@ func (s *Service) SessionSummaries(ctx context.Context, ids []string) ([]Session
 		s.log.WarnContext(ctx, "read session summaries", slog.Any(logkey.Error, err))
 		states = nil
 	}
-	out := make([]Session, 0, len(unique))
-	for _, id := range unique {
-		sess, ok := states[id]
-		if !ok {
-			sess, err = s.GetSession(ctx, id)
-			if fault.Is(err, fault.NotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-		} else if sess.Status == StatusQueued {
-			if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
+	// Sessions without state (expired, or Redis lost it) are read from MongoDB, and
+	// queued ones ask routing for their place: a few at a time, so that one batch
+	// after a loss of Redis does not read its sessions one after the other.
+	found := make([]Session, len(unique))
+	ok := make([]bool, len(unique))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(summaryReads)
+	for i, id := range unique {
+		sess, inState := states[id]
+		if inState && sess.Status != StatusQueued {
+			found[i], ok[i] = sess, true
+			continue
+		}
+		g.Go(func() error {
+			if !inState {
+				var err error
+				sess, err = s.GetSession(gctx, id)
+				if fault.Is(err, fault.NotFound) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+			} else if q, err := s.deps.Routing.GetQueuePosition(gctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
 				sess.QueuePosition = q.GetQueuePosition()
 			}
+			found[i], ok[i] = sess, true
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]Session, 0, len(unique))
+	for i := range unique {
+		if ok[i] {
+			out = append(out, found[i])
 		}
-		out = append(out, sess)
 	}
 	return out, nil
 }
+
+// summaryReads bounds the concurrent reads of one SessionSummaries call.
+const summaryReads = 16
 
 // ListMessages returns up to limit messages with seq > afterSeq and whether more follow.
 func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, limit int) ([]frames.Message, bool, error) {

@@ -121,10 +121,13 @@ func TestSummariesOfManySessions(t *testing.T) {
 	f.newSession(t, "s1", "a1")
 	f.newSession(t, "s2", "a3")
 	f.newSession(t, "s3", "a2")
-	if err := f.svc.state.drop(ctx, "s3"); err != nil { // s3 is read from MongoDB
-		t.Fatal(err)
+	f.newSession(t, "s4", "a4")
+	for _, sid := range []string{"s3", "s4"} { // read from MongoDB
+		if err := f.svc.state.drop(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
 	}
-	list, err := f.svc.SessionSummaries(ctx, []string{"s1", "nope", "s2", "s3", "s1"})
+	list, err := f.svc.SessionSummaries(ctx, []string{"s1", "nope", "s2", "s3", "s1", "s4"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +138,8 @@ func TestSummariesOfManySessions(t *testing.T) {
 		}
 		got[s.ID] = s
 	}
-	if len(got) != 3 {
-		t.Fatalf("got %d sessions (%v), want s1, s2 and s3", len(got), list)
+	if len(got) != 4 {
+		t.Fatalf("got %d sessions (%v), want s1 to s4", len(got), list)
 	}
 	if s := got["s1"]; s.Status != StatusAssigned || s.AgentID != "a1" || !s.LastSeqKnown {
 		t.Fatalf("s1 from state: %+v", s)
@@ -146,6 +149,9 @@ func TestSummariesOfManySessions(t *testing.T) {
 	}
 	if s := got["s3"]; s.Status != StatusAssigned || s.AgentID != "a2" || s.CustomerID != "c-s3" {
 		t.Fatalf("s3 from MongoDB: %+v", s)
+	}
+	if s := got["s4"]; s.AgentID != "a4" || s.CustomerID != "c-s4" {
+		t.Fatalf("s4 from MongoDB: %+v", s)
 	}
 
 	for _, bad := range [][]string{nil, {""}, {"s1", ""}, make([]string, MaxSummaries+1)} {
