@@ -13,21 +13,28 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/store"
 )
 
-// Every command is measured by command, collection and outcome, whatever the
-// slow-command log settings.
-func TestCommandsAreMeasured(t *testing.T) {
-	ctx := context.Background()
-	mongo, err := devstack.StartMongo(ctx, t.TempDir(), nil)
+// connectFerretDB starts an embedded FerretDB and connects to database name on it.
+func connectFerretDB(t *testing.T, name string, m *observability.Metrics) (*mongodriver.Client, *mongodriver.Database) {
+	t.Helper()
+	mongo, err := devstack.StartMongo(context.Background(), t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = mongo.Close() })
-	m := observability.NewMetrics()
-	client, db, err := store.Connect(ctx, store.Config{URI: mongo.URI(), Database: "measured"}, m, noop.NewTracerProvider())
+	client, db, err := store.Connect(context.Background(), store.Config{URI: mongo.URI(), Database: name}, m, noop.NewTracerProvider())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client, db
+}
+
+// Every command is measured by command, collection and outcome, whatever the
+// slow-command log settings.
+func TestCommandsAreMeasured(t *testing.T) {
+	ctx := context.Background()
+	m := observability.NewMetrics()
+	_, db := connectFerretDB(t, "measured", m)
 	things := db.Collection("things")
 	if _, err := things.InsertOne(ctx, bson.M{"_id": "a"}); err != nil {
 		t.Fatal(err)
@@ -87,16 +94,7 @@ func observations(t *testing.T, m *observability.Metrics, labels ...string) uint
 // from _id's index alone, so they would only slow writes.
 func TestQueryOnlyIndexesAreNotKeptOnFerretDB(t *testing.T) {
 	ctx := context.Background()
-	mongo, err := devstack.StartMongo(ctx, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mongo.Close() })
-	client, db, err := store.Connect(ctx, store.Config{URI: mongo.URI(), Database: "indexed"}, observability.NewMetrics(), noop.NewTracerProvider())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	client, db := connectFerretDB(t, "indexed", observability.NewMetrics())
 	if is, err := store.IsFerretDB(ctx, client); err != nil || !is {
 		t.Fatalf("IsFerretDB = %v, %v on FerretDB", is, err)
 	}
@@ -108,7 +106,7 @@ func TestQueryOnlyIndexesAreNotKeptOnFerretDB(t *testing.T) {
 	if got := indexNames(t, things); !got["owner_1_at_-1"] {
 		t.Fatalf("indexes %v, want owner_1_at_-1", got)
 	}
-	err = store.EnsureIndexes(ctx, db,
+	err := store.EnsureIndexes(ctx, db,
 		store.Index{Collection: "things", Keys: bson.D{{Key: "owner", Value: 1}, {Key: "at", Value: -1}}, QueryOnly: true},
 		store.Index{Collection: "things", Keys: bson.D{{Key: "seq", Value: 1}}, Unique: true, QueryOnly: true},
 		store.Index{Collection: "things", Keys: bson.D{{Key: "key", Value: 1}}, Unique: true},

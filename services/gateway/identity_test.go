@@ -16,10 +16,9 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/testdeps"
 )
 
-// Customer tokens are cached in Redis for a restarted or another gateway, never
-// beyond the token's own expiry.
-func TestCustomerTokensCachedNoLongerThanTheyLive(t *testing.T) {
-	ctx := context.Background()
+// identityStores connects to a fresh database and a redis-server of the tests.
+func identityStores(t *testing.T) (*mongo.Database, *redis.Client) {
+	t.Helper()
 	uri, dbName := testdeps.Mongo(t)
 	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
@@ -28,7 +27,14 @@ func TestCustomerTokensCachedNoLongerThanTheyLive(t *testing.T) {
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
 	rdb := redis.NewClient(&redis.Options{Addr: testdeps.Redis(t)})
 	t.Cleanup(func() { _ = rdb.Close() })
-	db := client.Database(dbName)
+	return client.Database(dbName), rdb
+}
+
+// Customer tokens are cached in Redis for a restarted or another gateway, never
+// beyond the token's own expiry.
+func TestCustomerTokensCachedNoLongerThanTheyLive(t *testing.T) {
+	ctx := context.Background()
+	db, rdb := identityStores(t)
 	newGateway := func() *identity {
 		id, err := newIdentity(ctx, db, rdb, 0)
 		if err != nil {
@@ -83,15 +89,8 @@ func TestCustomerTokensCachedNoLongerThanTheyLive(t *testing.T) {
 // from Redis fails only its own lookup, which then goes to MongoDB.
 func TestCustomerTokenLookupsShareAPipeline(t *testing.T) {
 	ctx := context.Background()
-	uri, dbName := testdeps.Mongo(t)
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	rdb := redis.NewClient(&redis.Options{Addr: testdeps.Redis(t)})
-	t.Cleanup(func() { _ = rdb.Close() })
-	id, err := newIdentity(ctx, client.Database(dbName), rdb, 0)
+	db, rdb := identityStores(t)
+	id, err := newIdentity(ctx, db, rdb, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
