@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -173,27 +174,38 @@ type Index struct {
 	QueryOnly bool
 }
 
-// EnsureIndexes creates the indexes; existing ones are kept.
+// EnsureIndexes creates the indexes; existing ones are kept. On FerretDB, QueryOnly
+// indexes are dropped instead, where an earlier version created them.
 func EnsureIndexes(ctx context.Context, db *mongo.Database, indexes ...Index) error {
-	var ferret *bool
+	skipQueryOnly := false
+	if slices.ContainsFunc(indexes, func(ix Index) bool { return ix.QueryOnly }) {
+		is, err := IsFerretDB(ctx, db.Client())
+		if err != nil {
+			return err
+		}
+		skipQueryOnly = is
+	}
+	existing := map[string]map[string]bool{} // collection → its index names, listed once
 	for _, ix := range indexes {
-		if ix.QueryOnly {
-			if ferret == nil {
-				is, err := IsFerretDB(ctx, db.Client())
-				if err != nil {
+		coll := db.Collection(ix.Collection)
+		if ix.QueryOnly && skipQueryOnly {
+			names, listed := existing[ix.Collection]
+			if !listed {
+				var err error
+				if names, err = indexNames(ctx, coll); err != nil {
 					return err
 				}
-				ferret = &is
+				existing[ix.Collection] = names
 			}
-			if *ferret {
-				if err := dropIfPresent(ctx, db.Collection(ix.Collection), ix.name()); err != nil {
-					return err
+			if names[ix.name()] {
+				if err := coll.Indexes().DropOne(ctx, ix.name()); err != nil {
+					return fmt.Errorf("drop index %s of %s: %w", ix.name(), ix.Collection, err)
 				}
-				continue
 			}
+			continue
 		}
 		opts := options.Index().SetUnique(ix.Unique).SetName(ix.name())
-		if _, err := db.Collection(ix.Collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.Keys, Options: opts}); err != nil {
+		if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.Keys, Options: opts}); err != nil {
 			return fmt.Errorf("create index on %s %v: %w", ix.Collection, ix.Keys, err)
 		}
 	}
@@ -213,19 +225,16 @@ func (ix Index) name() string {
 	return strings.Join(parts, "_")
 }
 
-func dropIfPresent(ctx context.Context, coll *mongo.Collection, name string) error {
-	names, err := coll.Indexes().ListSpecifications(ctx)
+func indexNames(ctx context.Context, coll *mongo.Collection) (map[string]bool, error) {
+	specs, err := coll.Indexes().ListSpecifications(ctx)
 	if err != nil {
-		return fmt.Errorf("list indexes of %s: %w", coll.Name(), err)
+		return nil, fmt.Errorf("list indexes of %s: %w", coll.Name(), err)
 	}
-	for _, spec := range names {
-		if spec.Name == name {
-			if err := coll.Indexes().DropOne(ctx, name); err != nil {
-				return fmt.Errorf("drop index %s of %s: %w", name, coll.Name(), err)
-			}
-		}
+	names := make(map[string]bool, len(specs))
+	for _, spec := range specs {
+		names[spec.Name] = true
 	}
-	return nil
+	return names, nil
 }
 
 // IsFerretDB reports whether the server is FerretDB (which answers buildInfo with its

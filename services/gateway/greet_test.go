@@ -3,9 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,7 +84,7 @@ func TestGreetingsOfABurstShareOneRead(t *testing.T) {
 			out <- greeted{id, f}
 		}()
 		// s0's read is under way (and held); the others queue behind it.
-		for deadline := time.Now().Add(5 * time.Second); queuedGreetings() != i+1 || svc.called() != 1; {
+		for deadline := time.Now().Add(5 * time.Second); goroutinesIn("groupcommit.(*Group[...]).Do") != i+1 || svc.called() != 1; {
 			if time.Now().After(deadline) {
 				t.Fatalf("greeting %d never queued", i)
 			}
@@ -112,11 +110,4 @@ func TestGreetingsOfABurstShareOneRead(t *testing.T) {
 			t.Fatalf("greeting of %s: %v", got.id, f)
 		}
 	}
-}
-
-// queuedGreetings is how many greetings wait in Do (the one being read included).
-func queuedGreetings() int {
-	var buf [1 << 18]byte
-	n := runtime.Stack(buf[:], true)
-	return strings.Count(string(buf[:n]), "groupcommit.(*Group[...]).Do(")
 }

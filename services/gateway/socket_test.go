@@ -201,7 +201,7 @@ func TestSocketSetupsTakeTurns(t *testing.T) {
 			release()
 		}()
 		// Each waiter is queued before the next one starts.
-		for deadline := time.Now().Add(time.Second); waiters(g) != i+1; {
+		for deadline := time.Now().Add(time.Second); goroutinesIn("gateway.(*Gateway).setupSlot") != i+1; {
 			if time.Now().After(deadline) {
 				t.Fatalf("waiter %d never queued", i)
 			}
@@ -236,9 +236,9 @@ func TestSocketSetupsTakeTurns(t *testing.T) {
 	}
 }
 
-// waiters is how many goroutines are blocked sending on the setup slots.
-func waiters(g *Gateway) int {
-	var buf [1 << 16]byte
+// goroutinesIn is how many goroutines have fn (as stack traces name it) on their stack.
+func goroutinesIn(fn string) int {
+	var buf [1 << 18]byte
 	n := runtime.Stack(buf[:], true)
-	return strings.Count(string(buf[:n]), "gateway.(*Gateway).setupSlot(")
+	return strings.Count(string(buf[:n]), fn+"(")
 }

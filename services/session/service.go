@@ -313,12 +313,19 @@ func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
 			sess.LastSeq = last[0].Seq
 		}
 	}
-	if sess.Status == StatusQueued {
-		if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
-			sess.QueuePosition = q.GetQueuePosition()
-		}
-	}
+	s.addQueuePosition(ctx, &sess)
 	return sess, nil
+}
+
+// addQueuePosition sets a queued session's place in its queue, as routing has it
+// (left at 0 when routing cannot say).
+func (s *Service) addQueuePosition(ctx context.Context, sess *Session) {
+	if sess.Status != StatusQueued {
+		return
+	}
+	if q, err := s.deps.Routing.GetQueuePosition(ctx, &routingv1.GetQueuePositionRequest{SessionId: sess.ID}); err == nil && q.GetQueued() {
+		sess.QueuePosition = q.GetQueuePosition()
+	}
 }
 
 // SessionSummary returns what a socket's greeting needs of a session: id, status,
@@ -369,40 +376,36 @@ func (s *Service) SessionSummaries(ctx context.Context, ids []string) ([]Session
 	// Sessions without state (expired, or Redis lost it) are read from MongoDB, and
 	// queued ones ask routing for their place: a few at a time, so that one batch
 	// after a loss of Redis does not read its sessions one after the other.
-	found := make([]Session, len(unique))
-	ok := make([]bool, len(unique))
+	found := make([]*Session, len(unique)) // nil: no such session
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(summaryReads)
 	for i, id := range unique {
 		sess, inState := states[id]
 		if inState && sess.Status != StatusQueued {
-			found[i], ok[i] = sess, true
+			found[i] = &sess
 			continue
 		}
 		g.Go(func() error {
-			if !inState {
-				var err error
-				sess, err = s.GetSession(gctx, id)
-				if fault.Is(err, fault.NotFound) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-			} else if q, err := s.deps.Routing.GetQueuePosition(gctx, &routingv1.GetQueuePositionRequest{SessionId: id}); err == nil && q.GetQueued() {
-				sess.QueuePosition = q.GetQueuePosition()
+			if inState {
+				s.addQueuePosition(gctx, &sess)
+				found[i] = &sess
+				return nil
 			}
-			found[i], ok[i] = sess, true
-			return nil
+			stored, err := s.GetSession(gctx, id)
+			if fault.Is(err, fault.NotFound) {
+				return nil
+			}
+			found[i] = &stored
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	out := make([]Session, 0, len(unique))
-	for i := range unique {
-		if ok[i] {
-			out = append(out, found[i])
+	for _, sess := range found {
+		if sess != nil {
+			out = append(out, *sess)
 		}
 	}
 	return out, nil

@@ -206,19 +206,9 @@ func (s *stateStore) claimFirstResponse(ctx context.Context, sid string) (bool, 
 	return n == 1, nil
 }
 
-// summary returns the session as its state in Redis has it (see SessionSummary), and
-// false when there is no state (or only state from before it kept the group).
-func (s *stateStore) summary(ctx context.Context, sid string) (Session, bool, error) {
-	got, err := s.summaries(ctx, []string{sid})
-	if err != nil {
-		return Session{}, false, err
-	}
-	sess, ok := got[sid]
-	return sess, ok, nil
-}
-
-// summaries reads the summaries of sids in one round trip; sessions without usable
-// state are left out.
+// summaries reads the summaries of sids in one round trip (see SessionSummary);
+// sessions without usable state (none, or state from before it kept the group) are
+// left out.
 func (s *stateStore) summaries(ctx context.Context, sids []string) (map[string]Session, error) {
 	pipe := s.rdb.Pipeline()
 	states := make([]*redis.SliceCmd, len(sids))

@@ -8,10 +8,11 @@ import (
 
 func (f *fixture) summary(t *testing.T, sid string) (Session, bool) {
 	t.Helper()
-	sess, ok, err := f.svc.state.summary(context.Background(), sid)
+	got, err := f.svc.state.summaries(context.Background(), []string{sid})
 	if err != nil {
 		t.Fatal(err)
 	}
+	sess, ok := got[sid]
 	return sess, ok
 }
 
