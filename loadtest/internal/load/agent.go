@@ -113,11 +113,13 @@ func (r *runner) agentLoop(ctx context.Context, a *agent, sock *client.Socket) {
 			r.trace(c, agentS, "agent socket dropped: %s", cause)
 		}
 		ep := r.m.dropped(prev, "agent", a.email, cause, time.Now())
+		var dialed time.Time
 		for {
 			sleep(ctx, bo.next())
 			if r.stopping(ctx) {
 				return
 			}
+			dialed = time.Now()
 			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			sock, err = a.api.DialAgent(dctx, a.api.Token)
 			cancel()
@@ -130,7 +132,7 @@ func (r *runner) agentLoop(ctx context.Context, a *agent, sock *client.Socket) {
 		bo.reset()
 		now := time.Now()
 		r.m.reconnects[agentS].Add(1)
-		r.m.connected(ep, now)
+		r.m.connected(ep, dialed, now)
 		a.mu.Lock()
 		a.sock, a.live = sock, true
 		a.conn++

@@ -73,6 +73,7 @@ func (r *runner) customer(ctx, rampCtx context.Context, idx int, connected func(
 			}
 			return
 		}
+		dialed := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		sock, err := r.api.DialCustomer(dctx, c.token)
 		cancel()
@@ -110,7 +111,7 @@ func (r *runner) customer(ctx, rampCtx context.Context, idx int, connected func(
 			connected()
 		} else {
 			r.m.reconnects[customer].Add(1)
-			r.m.connected(ep, now)
+			r.m.connected(ep, dialed, now)
 			// The resume goes out before anything is read from the new socket, so
 			// lastSeq is exactly what this side had when it reconnected.
 			wctx, cancel := context.WithTimeout(ctx, writeTimeout)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/helmdesk/helmdesk/loadtest/internal/check"
 	"github.com/helmdesk/helmdesk/loadtest/internal/report"
+	"github.com/helmdesk/helmdesk/loadtest/internal/stats"
 	"github.com/helmdesk/helmdesk/loadtest/internal/target"
 )
 
@@ -184,7 +185,6 @@ func (r *runner) fill(rep *report.Report, in fillInput) {
 	r.chaosMu.Lock()
 	events := append([]targetEvent(nil), toEvents(r.chaos)...)
 	r.chaosMu.Unlock()
-	var slowest time.Duration
 	m.mu.Lock()
 	servedBeforeReady(events, episodes)
 	rc.Drops = 0
@@ -203,24 +203,9 @@ func (r *runner) fill(rep *report.Report, in fillInput) {
 				rc.Unresumed = append(rc.Unresumed, u)
 			}
 		}
-		ev := chaosFor(events, ep.droppedAt)
-		if ev == nil {
-			continue
-		}
-		rc.AfterChaos.Clients++
-		if !ep.resumedAt.IsZero() {
-			late := ep.resumedAt.Sub(ev.ready)
-			slowest = max(slowest, late)
-			if late <= 2*time.Second {
-				rc.AfterChaos.Within2s++
-			}
-		}
 	}
+	rc.AfterChaos = afterChaos(events, episodes)
 	m.mu.Unlock()
-	if rc.AfterChaos.Clients > 0 {
-		rc.AfterChaos.Share = float64(rc.AfterChaos.Within2s) / float64(rc.AfterChaos.Clients)
-		rc.AfterChaos.SlowestMS = float64(slowest.Microseconds()) / 1000
-	}
 	rep.Reconnects = rc
 	for _, ev := range events {
 		ce := report.ChaosEvent{Process: ev.process, KilledAtS: secs(in.start, ev.killed)}
@@ -328,6 +313,38 @@ func servedBeforeReady(events []targetEvent, eps []*episode) {
 			}
 		}
 	}
+}
+
+// afterChaos sums up how fast the clients dropped by each restart were back: how many
+// resumed within 2 s of the process being ready, and where their time went.
+func afterChaos(events []targetEvent, eps []*episode) report.ChaosResumes {
+	var out report.ChaosResumes
+	var slowest time.Duration
+	var arrival, dial, resume stats.Histogram
+	for _, ep := range eps {
+		ev := chaosFor(events, ep.droppedAt)
+		if ev == nil {
+			continue
+		}
+		out.Clients++
+		if ep.resumedAt.IsZero() {
+			continue
+		}
+		late := ep.resumedAt.Sub(ev.ready)
+		slowest = max(slowest, late)
+		if late <= 2*time.Second {
+			out.Within2s++
+		}
+		arrival.Record(max(0, ep.dialedAt.Sub(ev.ready)))
+		dial.Record(ep.connectedAt.Sub(ep.dialedAt))
+		resume.Record(ep.resumedAt.Sub(ep.connectedAt))
+	}
+	if out.Clients > 0 {
+		out.Share = float64(out.Within2s) / float64(out.Clients)
+		out.SlowestMS = float64(slowest.Microseconds()) / 1000
+		out.Arrival, out.Dial, out.Resume = arrival.Summary(), dial.Summary(), resume.Summary()
+	}
+	return out
 }
 
 // holdsSockets reports whether restarting the named process drops the sockets.

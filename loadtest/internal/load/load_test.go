@@ -250,3 +250,27 @@ func TestReadyIsTheFirstReconnectServedWhenEarlier(t *testing.T) {
 		t.Errorf("session ready moved to %v, want 12s", events[1].ready.Sub(t0))
 	}
 }
+
+// The after-chaos summary times each client from readiness and splits its time into
+// the wait before its dial, the dial, and the resume.
+func TestAfterChaosSplitsTheTimeOfEachClient(t *testing.T) {
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	events := toEvents([]targetChaos{{Process: "gateway", KilledAt: at(0), ReadyAt: at(1000)}})
+	eps := []*episode{
+		// Dialled before ready, connected 1.5 s later, resumed 0.1 s after that.
+		{droppedAt: at(1), dialedAt: at(900), connectedAt: at(2400), resumedAt: at(2500)},
+		// Dialled 0.6 s after ready: resumed 2.3 s after ready, too late.
+		{droppedAt: at(2), dialedAt: at(1600), connectedAt: at(3200), resumedAt: at(3300)},
+		{droppedAt: at(3), dialedAt: at(1100), connectedAt: at(1150)},                  // never resumed
+		{droppedAt: at(-10), dialedAt: at(50), connectedAt: at(60), resumedAt: at(70)}, // not this restart's
+	}
+	servedBeforeReady(events, eps)
+	got := afterChaos(events, eps)
+	if got.Clients != 3 || got.Within2s != 1 || got.SlowestMS != 2300 {
+		t.Fatalf("clients %d, within 2s %d, slowest %vms; want 3, 1, 2300", got.Clients, got.Within2s, got.SlowestMS)
+	}
+	if got.Dial.Count != 2 || got.Arrival.Min != 0 || got.Arrival.Max != 600 || got.Dial.Max != 1600 || got.Resume.Max != 100 {
+		t.Fatalf("arrival %+v, dial %+v, resume %+v", got.Arrival, got.Dial, got.Resume)
+	}
+}

@@ -111,6 +111,7 @@ type episode struct {
 	cause       string
 	drops       int
 	droppedAt   time.Time
+	dialedAt    time.Time // the successful reconnect's dial began
 	connectedAt time.Time // a reconnect succeeded
 	resumedAt   time.Time
 }
@@ -181,13 +182,14 @@ func (m *metrics) errf(kind string, err error) {
 	m.mu.Unlock()
 }
 
-// connected marks the moment a dropped socket's reconnect succeeded.
-func (m *metrics) connected(ep *episode, at time.Time) {
+// connected marks the moment a dropped socket's reconnect succeeded, and when its
+// dial began.
+func (m *metrics) connected(ep *episode, dialed, at time.Time) {
 	if ep == nil {
 		return
 	}
 	m.mu.Lock()
-	ep.connectedAt = at
+	ep.dialedAt, ep.connectedAt = dialed, at
 	m.mu.Unlock()
 }
 

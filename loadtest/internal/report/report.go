@@ -92,6 +92,14 @@ type ChaosResumes struct {
 	Share    float64 `json:"share"`
 	// Slowest is the longest time from readiness to a client's resumed frame.
 	SlowestMS float64 `json:"slowest_ms"`
+	// Where the time after readiness went, per client: Arrival is from readiness to
+	// the start of the dial that succeeded (0 for a client already dialling; the
+	// client's own reconnect backoff and failed dials), Dial is that dial (TCP
+	// connect, the upgrade, authentication and the greeting), Resume from the
+	// connected socket to its resumed frame.
+	Arrival stats.Summary `json:"arrival"`
+	Dial    stats.Summary `json:"dial"`
+	Resume  stats.Summary `json:"resume"`
 }
 
 // ChaosEvent is one kill and restart, in seconds since the start of the run. The
@@ -317,6 +325,11 @@ func (r *Report) WriteText(w io.Writer) {
 	if rc.AfterChaos.Clients > 0 {
 		p("  after chaos   %d of %d clients (%.1f%%) resumed within 2s of the restarted process being ready (slowest %s after)",
 			rc.AfterChaos.Within2s, rc.AfterChaos.Clients, 100*rc.AfterChaos.Share, fmtMS(rc.AfterChaos.SlowestMS))
+		if rc.AfterChaos.Dial.Count > 0 {
+			p("                from ready: arrival %s", lat(rc.AfterChaos.Arrival))
+			p("                dial %s", lat(rc.AfterChaos.Dial))
+			p("                resume %s", lat(rc.AfterChaos.Resume))
+		}
 	}
 	for _, ev := range r.Chaos {
 		if ev.Error != "" {
