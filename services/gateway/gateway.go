@@ -110,9 +110,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 // Handler is the gateway's HTTP handler (API, sockets, health and metrics).
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
-// Run runs the fan-out hub and the revocation listener until ctx is done.
+// Run runs the fan-out hub, the revocation listener and the writer of sign-ins'
+// last-used times until ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
-	return app.RunAll(ctx, g.hub, app.RunnerFunc(g.listenForRevocations), app.RunnerFunc(g.purgeAudit))
+	return app.RunAll(ctx, g.hub, app.RunnerFunc(g.listenForRevocations), app.RunnerFunc(g.purgeAudit),
+		app.RunnerFunc(func(ctx context.Context) error { return g.identity.writeTouches(ctx, g.log) }))
 }
 
 // purgeAudit removes audit entries past their retention, at start and every 6 hours.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/mail"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/auth"
 	"github.com/helmdesk/helmdesk/pkg/fault"
 	"github.com/helmdesk/helmdesk/pkg/groupcommit"
+	"github.com/helmdesk/helmdesk/pkg/logkey"
 	"github.com/helmdesk/helmdesk/pkg/store"
 )
 
@@ -108,6 +110,12 @@ type identity struct {
 	// within a second or so.
 	customerTokens *groupcommit.Group[string, cachedCustomerToken]
 
+	// touches are the sign-ins' last-used times waiting to be written (see
+	// writeTouches): digest → time of use.
+	touchMu   sync.Mutex
+	touches   map[string]time.Time
+	touchWake chan struct{}
+
 	// userIDs remembers which user id an e-mail address belonged to, so that a sign-in
 	// loads the user by _id (FerretDB answers only _id lookups from an index). The
 	// loaded user's address is checked, so a stale entry only costs the slower lookup.
@@ -135,7 +143,8 @@ func newIdentity(ctx context.Context, db *mongo.Database, rdb *redis.Client, idl
 		return nil, fmt.Errorf("prepare identity storage: %w", err)
 	}
 	id := &identity{orgs: db.Collection(collOrganizations), users: db.Collection(collUsers), tokens: db.Collection(collTokens),
-		apiKeys: db.Collection(collAPIKeys), roles: newRoleStore(db), idleTTL: idleTTL, cache: map[string]Principal{}, rdb: rdb}
+		apiKeys: db.Collection(collAPIKeys), roles: newRoleStore(db), idleTTL: idleTTL, cache: map[string]Principal{}, rdb: rdb,
+		touches: map[string]time.Time{}, touchWake: make(chan struct{}, 1)}
 	id.customerTokens = &groupcommit.Group[string, cachedCustomerToken]{Write: id.readCustomerTokens, Max: 1000}
 	return id, nil
 }
@@ -439,14 +448,8 @@ func (id *identity) resolveToken(ctx context.Context, digest string, now time.Ti
 		_, _ = id.tokens.DeleteOne(ctx, bson.M{"_id": digest})
 		return Principal{}, fault.New(fault.Unauthenticated, "session_expired", "you were signed out after a period of inactivity; sign in again")
 	}
-	touch := touchEvery
-	if id.idleTTL > 0 {
-		touch = min(touch, id.idleTTL/4)
-	}
-	if now.Sub(doc.LastUsedAt) > touch {
-		if _, err := id.tokens.UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": now.UTC()}}); err != nil {
-			return Principal{}, fmt.Errorf("record token use: %w", err)
-		}
+	if now.Sub(doc.LastUsedAt) > id.touchInterval() {
+		id.touchLater(digest, now)
 	}
 	u, err := id.userByID(ctx, doc.Subject)
 	if err != nil {
@@ -463,6 +466,92 @@ func (id *identity) resolveToken(ctx context.Context, digest string, now time.Ti
 		return Principal{}, err
 	}
 	return Principal{Kind: tokenUser, UserID: u.ID, Name: u.Email, Role: u.Role, Groups: u.Groups, perms: perms, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt)}, nil
+}
+
+// touchInterval is how stale a sign-in's recorded last use may get before a use
+// records it again: often enough for the idle timeout to be exact to a quarter.
+func (id *identity) touchInterval() time.Duration {
+	if id.idleTTL > 0 {
+		return min(touchEvery, id.idleTTL/4)
+	}
+	return touchEvery
+}
+
+// maxPendingTouches bounds the last-used times waiting to be written; past it a use
+// is not recorded until the backlog is written (the next use after that records it).
+const maxPendingTouches = 100_000
+
+// touchLater records that a sign-in was used at t. The write happens a little later,
+// off the request's path (see writeTouches): after a gateway restart every agent's
+// console reconnects at once, and writing each last-used time before answering would
+// make all of them wait for the database at the busiest moment.
+func (id *identity) touchLater(digest string, t time.Time) {
+	id.touchMu.Lock()
+	if len(id.touches) < maxPendingTouches {
+		id.touches[digest] = t
+	}
+	id.touchMu.Unlock()
+	select {
+	case id.touchWake <- struct{}{}:
+	default:
+	}
+}
+
+// writeTouches writes the pending last-used times until ctx ends, then what is left.
+// It waits a short while after the first pending use (a quarter of the touch
+// interval, at most 5 s) so that a burst of uses is written after the burst, one
+// write at a time. A write that fails is not retried: the sign-in's next use finds
+// its last-used time still stale and records it again. A gateway that dies loses its
+// pending times the same way, so a recorded last use is at most the touch interval
+// and this delay old, and the idle timeout ends a sign-in no earlier than that.
+func (id *identity) writeTouches(ctx context.Context, log *slog.Logger) error {
+	delay := min(5*time.Second, id.touchInterval()/4)
+	t := time.NewTimer(delay)
+	t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			id.flushTouches(fctx, log)
+			cancel()
+			return nil
+		case <-id.touchWake:
+			t.Reset(delay)
+			select {
+			case <-ctx.Done():
+				continue // written above, with a context of its own
+			case <-t.C:
+			}
+			id.flushTouches(ctx, log)
+		}
+	}
+}
+
+// flushTouches writes the pending last-used times, one at a time.
+func (id *identity) flushTouches(ctx context.Context, log *slog.Logger) {
+	id.touchMu.Lock()
+	pending := id.touches
+	id.touches = make(map[string]time.Time, len(pending))
+	id.touchMu.Unlock()
+	failed := 0
+	var lastErr error
+	for digest, t := range pending {
+		if ctx.Err() != nil {
+			failed++
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// By _id alone, which every store answers from its index. Two gateways writing
+		// the same sign-in's use differ by seconds; either write will do.
+		_, err := id.tokens.UpdateOne(wctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": t.UTC()}})
+		cancel()
+		if err != nil {
+			failed, lastErr = failed+1, err
+		}
+	}
+	if failed > 0 && log != nil {
+		log.WarnContext(ctx, "record sign-in use", slog.Int(logkey.Count, failed), slog.Any(logkey.Error, lastErr))
+	}
 }
 
 // forget drops the cached principals that match, so their next request is checked

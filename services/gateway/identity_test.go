@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,4 +132,90 @@ func TestCustomerTokenLookupsShareAPipeline(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+// A sign-in's last use is written after the request that made it, not before it is
+// answered, and what is pending when the gateway stops is still written.
+func TestSignInUseIsWrittenBehindTheRequest(t *testing.T) {
+	ctx := context.Background()
+	db, rdb := identityStores(t)
+	// Idle timeout 4 s: uses are recorded when the last one is over 1 s old, and
+	// written 250 ms after the first pending one.
+	id, err := newIdentity(ctx, db, rdb, 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := id.createUser(ctx, User{Email: "touch@example.com", Name: "Touch", Role: auth.RoleAgent}, "a-long-passw0rd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := id.issue(ctx, tokenUser, u.ID, auth.RoleAgent, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := auth.Digest(token)
+	lastUsed := func() time.Time {
+		t.Helper()
+		var doc tokenDoc
+		if err := id.tokens.FindOne(ctx, bson.M{"_id": digest}).Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.LastUsedAt
+	}
+	stale := func() time.Time {
+		t.Helper()
+		old := time.Now().Add(-2 * time.Second).UTC().Truncate(time.Millisecond)
+		if _, err := id.tokens.UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": old}}); err != nil {
+			t.Fatal(err)
+		}
+		id.forget(func(string, Principal) bool { return true })
+		return old
+	}
+
+	old := stale()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- id.writeTouches(runCtx, nil) }()
+	before := time.Now()
+	if p, err := id.authenticate(ctx, token); err != nil || p.UserID != u.ID {
+		t.Fatalf("authenticate = %+v, %v", p, err)
+	}
+	if got := lastUsed(); !got.Equal(old) {
+		t.Fatalf("last use written before the request was answered: %v, want still %v", got, old)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for lastUsed().Before(before.Add(-time.Millisecond)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("last use never written: still %v", lastUsed())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Stopping writes what is pending at once.
+	old = stale()
+	before = time.Now()
+	if _, err := id.authenticate(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("writeTouches did not stop")
+	}
+	if got := lastUsed(); got.Before(before.Add(-time.Millisecond)) {
+		t.Fatalf("pending last use lost at stop: %v (set stale to %v)", got, old)
+	}
+
+	// The idle timeout still ends a sign-in whose last use is too old.
+	if _, err := id.tokens.UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": time.Now().Add(-5 * time.Second).UTC()}}); err != nil {
+		t.Fatal(err)
+	}
+	id.forget(func(string, Principal) bool { return true })
+	if _, err := id.authenticate(ctx, token); err == nil || !strings.Contains(err.Error(), "inactivity") {
+		t.Fatalf("idle sign-in authenticated: %v", err)
+	}
 }
