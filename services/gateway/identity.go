@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/mail"
 	"strings"
@@ -88,8 +90,10 @@ type Principal struct {
 	Digest    string // of the bearer token, to match revocations
 	perms     map[Permission]bool
 	expires   time.Time // of this cache entry
-	// tokenExpires is when the token itself ends (customer tokens, for caching).
+	// tokenExpires is when the token itself ends, and lastUsed its recorded last use
+	// (for caching in Redis).
 	tokenExpires time.Time
+	lastUsed     time.Time
 }
 
 type identity struct {
@@ -109,6 +113,8 @@ type identity struct {
 	// one is under way into one pipeline: after a restart every customer reconnects
 	// within a second or so.
 	customerTokens *groupcommit.Group[string, cachedCustomerToken]
+	// userTokens does the same for sign-ins: every agent's console reconnects too.
+	userTokens *groupcommit.Group[string, userTokenLookup]
 
 	// touches are the sign-ins' last-used times waiting to be written (see
 	// writeTouches): digest → time of use.
@@ -146,6 +152,14 @@ func newIdentity(ctx context.Context, db *mongo.Database, rdb *redis.Client, idl
 		apiKeys: db.Collection(collAPIKeys), roles: newRoleStore(db), idleTTL: idleTTL, cache: map[string]Principal{}, rdb: rdb,
 		touches: map[string]time.Time{}, touchWake: make(chan struct{}, 1)}
 	id.customerTokens = &groupcommit.Group[string, cachedCustomerToken]{Write: id.readCustomerTokens, Max: 1000}
+	id.userTokens = &groupcommit.Group[string, userTokenLookup]{Write: id.readUserTokens, Max: 1000}
+	if rdb != nil {
+		// A random start: an epoch lost with Redis's memory never comes back with a
+		// value that entries written before the loss carry.
+		if err := rdb.SetNX(ctx, authEpochKey, rand.Int64N(1<<62), 0).Err(); err != nil {
+			return nil, fmt.Errorf("prepare sign-in cache: %w", err)
+		}
+	}
 	return id, nil
 }
 
@@ -356,7 +370,7 @@ func (id *identity) authenticate(ctx context.Context, token string) (Principal, 
 	case tokenCustomer:
 		p, err = id.resolveCustomerToken(ctx, digest, now)
 	default:
-		p, err = id.resolveToken(ctx, digest, now)
+		p, err = id.resolveUserToken(ctx, digest, now)
 	}
 	if err != nil {
 		return Principal{}, err
@@ -427,6 +441,114 @@ func (id *identity) readCustomerTokens(ctx context.Context, digests []string) (m
 	return out, nil
 }
 
+// Sign-ins (user tokens) are cached in Redis too, so that a restarted gateway does not
+// read every reconnecting agent's token and user from MongoDB at once. Unlike customer
+// tokens, sign-ins are revoked: sign-out, revoking a sign-in, and disabling, editing or
+// deleting a user. Every revocation, after changing MongoDB, increments one epoch in
+// Redis (see broadcastRevocation), and an entry counts only while the epoch is the one
+// read before the MongoDB lookup that produced it. A lookup racing a revocation thus
+// either read MongoDB after the change, or wrote an entry of an epoch that is already
+// gone. An entry also lasts at most userTokenCacheTTL and never past the token's
+// expiry, and the idle timeout is checked against the last use it records.
+const (
+	authEpochKey      = "hd:auth:epoch"
+	userTokenCacheTTL = 10 * time.Minute
+)
+
+func userTokenKey(digest string) string { return "hd:auth:utok:" + digest }
+
+// cachedUserToken is a sign-in's entry in Redis.
+type cachedUserToken struct {
+	Epoch     int64     `json:"e"`
+	UserID    string    `json:"u"`
+	Email     string    `json:"n"`
+	Role      auth.Role `json:"r"`
+	Groups    []string  `json:"g"`
+	ExpiresAt time.Time `json:"x"`
+	LastUsed  time.Time `json:"l"`
+}
+
+// userTokenLookup is what one read of the cache found for a digest: the current
+// epoch (if Redis has one) and the digest's entry, if it is of that epoch.
+type userTokenLookup struct {
+	epoch      int64
+	epochKnown bool
+	entry      *cachedUserToken
+}
+
+// readUserTokens reads the epoch and the digests' entries in one round trip.
+func (id *identity) readUserTokens(ctx context.Context, digests []string) (map[int]userTokenLookup, error) {
+	pipe := id.rdb.Pipeline()
+	epochCmd := pipe.Get(ctx, authEpochKey)
+	gets := make([]*redis.StringCmd, len(digests))
+	for i, d := range digests {
+		gets[i] = pipe.Get(ctx, userTokenKey(d))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	var base userTokenLookup
+	if e, err := epochCmd.Int64(); err == nil {
+		base.epoch, base.epochKnown = e, true
+	}
+	out := make(map[int]userTokenLookup, len(digests))
+	for i := range digests {
+		l := base
+		var c cachedUserToken
+		if base.epochKnown && gets[i].Err() == nil && json.Unmarshal([]byte(gets[i].Val()), &c) == nil && c.Epoch == base.epoch {
+			l.entry = &c
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+// resolveUserToken serves a sign-in from Redis when it has a current entry, else from
+// MongoDB, caching what it found.
+func (id *identity) resolveUserToken(ctx context.Context, digest string, now time.Time) (Principal, error) {
+	if id.rdb == nil {
+		return id.resolveToken(ctx, digest, now)
+	}
+	got, err := id.userTokens.Do(ctx, []string{digest})
+	l := got[0]
+	if err != nil {
+		l = userTokenLookup{} // Redis is away: MongoDB decides, and nothing is cached
+	}
+	if c := l.entry; c != nil && now.Before(c.ExpiresAt) && (id.idleTTL <= 0 || now.Sub(c.LastUsed) <= id.idleTTL) {
+		perms, err := id.roles.permissions(ctx, c.Role)
+		if err != nil {
+			return Principal{}, err
+		}
+		if now.Sub(c.LastUsed) > id.touchInterval() {
+			id.touchLater(digest, now)
+			c.LastUsed = now
+			id.cacheUserToken(ctx, digest, *c, now)
+		}
+		return Principal{Kind: tokenUser, UserID: c.UserID, Name: c.Email, Role: c.Role, Groups: c.Groups, perms: perms,
+			expires: minTime(now.Add(cacheTTL), c.ExpiresAt)}, nil
+	}
+	p, err := id.resolveToken(ctx, digest, now)
+	if err != nil || p.Kind != tokenUser || !l.epochKnown {
+		return p, err
+	}
+	id.cacheUserToken(ctx, digest, cachedUserToken{Epoch: l.epoch, UserID: p.UserID, Email: p.Name, Role: p.Role, Groups: p.Groups,
+		ExpiresAt: p.tokenExpires, LastUsed: p.lastUsed}, now)
+	return p, nil
+}
+
+// cacheUserToken writes a sign-in's entry; a failure only costs a later lookup.
+func (id *identity) cacheUserToken(ctx context.Context, digest string, c cachedUserToken, now time.Time) {
+	ttl := min(userTokenCacheTTL, c.ExpiresAt.Sub(now))
+	if ttl <= 0 {
+		return
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return
+	}
+	_ = id.rdb.Set(ctx, userTokenKey(digest), b, ttl).Err()
+}
+
 // touchEvery bounds how often last-used times are written.
 const touchEvery = time.Minute
 
@@ -448,8 +570,10 @@ func (id *identity) resolveToken(ctx context.Context, digest string, now time.Ti
 		_, _ = id.tokens.DeleteOne(ctx, bson.M{"_id": digest})
 		return Principal{}, fault.New(fault.Unauthenticated, "session_expired", "you were signed out after a period of inactivity; sign in again")
 	}
-	if now.Sub(doc.LastUsedAt) > id.touchInterval() {
+	lastUsed := doc.LastUsedAt
+	if now.Sub(lastUsed) > id.touchInterval() {
 		id.touchLater(digest, now)
+		lastUsed = now
 	}
 	u, err := id.userByID(ctx, doc.Subject)
 	if err != nil {
@@ -465,7 +589,8 @@ func (id *identity) resolveToken(ctx context.Context, digest string, now time.Ti
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{Kind: tokenUser, UserID: u.ID, Name: u.Email, Role: u.Role, Groups: u.Groups, perms: perms, expires: minTime(now.Add(cacheTTL), doc.ExpiresAt)}, nil
+	return Principal{Kind: tokenUser, UserID: u.ID, Name: u.Email, Role: u.Role, Groups: u.Groups, perms: perms,
+		expires: minTime(now.Add(cacheTTL), doc.ExpiresAt), tokenExpires: doc.ExpiresAt, lastUsed: lastUsed}, nil
 }
 
 // touchInterval is how stale a sign-in's recorded last use may get before a use

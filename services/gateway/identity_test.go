@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,10 +139,10 @@ func TestCustomerTokenLookupsShareAPipeline(t *testing.T) {
 // answered, and what is pending when the gateway stops is still written.
 func TestSignInUseIsWrittenBehindTheRequest(t *testing.T) {
 	ctx := context.Background()
-	db, rdb := identityStores(t)
+	db, _ := identityStores(t)
 	// Idle timeout 4 s: uses are recorded when the last one is over 1 s old, and
-	// written 250 ms after the first pending one.
-	id, err := newIdentity(ctx, db, rdb, 4*time.Second)
+	// written 250 ms after the first pending one. No Redis: every lookup reads MongoDB.
+	id, err := newIdentity(ctx, db, nil, 4*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,5 +218,114 @@ func TestSignInUseIsWrittenBehindTheRequest(t *testing.T) {
 	id.forget(func(string, Principal) bool { return true })
 	if _, err := id.authenticate(ctx, token); err == nil || !strings.Contains(err.Error(), "inactivity") {
 		t.Fatalf("idle sign-in authenticated: %v", err)
+	}
+}
+
+// Sign-ins are cached in Redis for a restarted or another gateway, and every
+// revocation (a new epoch) voids what was cached before it.
+func TestSignInsCachedUntilTheEpochMoves(t *testing.T) {
+	ctx := context.Background()
+	db, rdb := identityStores(t)
+	newGateway := func() *identity {
+		id, err := newIdentity(ctx, db, rdb, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	first := newGateway()
+	u, err := first.createUser(ctx, User{Email: "cached@example.com", Name: "Cached", Role: auth.RoleSupervisor, Groups: []string{"billing"}}, "a-long-passw0rd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := first.issue(ctx, tokenUser, u.ID, auth.RoleSupervisor, 30*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := auth.Digest(token)
+	if _, err := first.authenticate(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	key := userTokenKey(digest)
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > 30*time.Second {
+		t.Fatalf("cached for %v, want (0, 30s]: no longer than the token lives", ttl)
+	}
+
+	// Another gateway answers from Redis: the token is gone from MongoDB behind the
+	// cache's back (no revocation), and the cached principal is whole.
+	if _, err := db.Collection(collTokens).DeleteOne(ctx, bson.M{"_id": digest}); err != nil {
+		t.Fatal(err)
+	}
+	second := newGateway()
+	p, err := second.authenticate(ctx, token)
+	if err != nil || p.UserID != u.ID || p.Role != auth.RoleSupervisor || len(p.Groups) != 1 || p.Groups[0] != "billing" || p.Name != "cached@example.com" || !p.perms[PermSessionsReadTeam] {
+		t.Fatalf("from the cache: %+v, %v", p, err)
+	}
+
+	// A revocation moves the epoch: the entry no longer counts and MongoDB decides.
+	if err := rdb.Incr(ctx, authEpochKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	third := newGateway()
+	if _, err := third.authenticate(ctx, token); err == nil {
+		t.Fatal("a sign-in cached before a revocation still authenticates")
+	}
+
+	// Garbage in the cache, or a cache that lost its epoch, is not trusted.
+	token2, _, err := first.issue(ctx, tokenUser, u.ID, auth.RoleSupervisor, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := auth.Digest(token2)
+	if err := rdb.Set(ctx, userTokenKey(d2), `{"e":`+rdb.Get(ctx, authEpochKey).Val()+`,"u":`, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := newGateway().authenticate(ctx, token2); err != nil || p.UserID != u.ID {
+		t.Fatalf("with a garbled entry: %+v, %v", p, err)
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lost := newGateway()
+	if err := rdb.Del(ctx, authEpochKey).Err(); err != nil { // as if evicted after start
+		t.Fatal(err)
+	}
+	if _, err := lost.authenticate(ctx, token2); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, userTokenKey(d2)).Val(); n != 0 {
+		t.Fatal("cached a sign-in without an epoch to check it against")
+	}
+}
+
+// An entry whose recorded last use is past the idle timeout is not trusted: MongoDB,
+// which has the latest use of every gateway, decides.
+func TestCachedSignInsHonourTheIdleTimeout(t *testing.T) {
+	ctx := context.Background()
+	db, rdb := identityStores(t)
+	id, err := newIdentity(ctx, db, rdb, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := id.createUser(ctx, User{Email: "idle@example.com", Name: "Idle", Role: auth.RoleAgent}, "a-long-passw0rd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := id.issue(ctx, tokenUser, u.ID, auth.RoleAgent, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := auth.Digest(token)
+	epoch, _ := rdb.Get(ctx, authEpochKey).Int64()
+	old := time.Now().Add(-2 * time.Minute)
+	stale, _ := json.Marshal(cachedUserToken{Epoch: epoch, UserID: u.ID, Email: u.Email, Role: auth.RoleAgent, ExpiresAt: time.Now().Add(time.Hour), LastUsed: old})
+	if err := rdb.Set(ctx, userTokenKey(digest), stale, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := id.tokens.UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": old.UTC()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := id.authenticate(ctx, token); err == nil || !strings.Contains(err.Error(), "inactivity") {
+		t.Fatalf("idle sign-in authenticated from the cache: %v", err)
 	}
 }

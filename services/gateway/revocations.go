@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -26,8 +27,12 @@ type revocation struct {
 
 // broadcastRevocation clears the caches of every gateway (this one included, through
 // its own subscription) and closes matching sockets.
+//
+// Callers change MongoDB first: the new epoch then voids every sign-in cached in
+// Redis from before the change (see resolveUserToken), on every gateway.
 func (g *Gateway) broadcastRevocation(ctx context.Context, rv revocation) {
 	g.applyRevocation(rv)
+	g.newAuthEpoch(ctx)
 	payload, err := frames.Encode(time.Time{}, rv)
 	if err == nil {
 		err = g.hub.rdb.Publish(ctx, revocationsChannel, payload).Err()
@@ -35,6 +40,27 @@ func (g *Gateway) broadcastRevocation(ctx context.Context, rv revocation) {
 	if err != nil {
 		g.log.ErrorContext(ctx, "broadcast revocation", slog.Any(logkey.Error, err))
 	}
+}
+
+// newAuthEpoch increments the epoch of the sign-ins cached in Redis, retrying a few
+// times: an entry cached before a revocation stays usable until the epoch moves (or
+// the entry's short life ends).
+func (g *Gateway) newAuthEpoch(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		}
+		// A lost epoch restarts at random, never at a value it had before.
+		pipe := g.hub.rdb.TxPipeline()
+		pipe.SetNX(ctx, authEpochKey, rand.Int64N(1<<62), 0)
+		pipe.Incr(ctx, authEpochKey)
+		if _, err = pipe.Exec(ctx); err == nil {
+			return
+		}
+	}
+	g.log.ErrorContext(ctx, "void cached sign-ins", slog.Any(logkey.Error, err))
 }
 
 // revokeUser deletes every sign-in of a user and tells every gateway.

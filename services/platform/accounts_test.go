@@ -90,6 +90,10 @@ func TestAdminsListAndRevokeSignIns(t *testing.T) {
 	if err := admin.Do(ctx, http.MethodGet, "/api/v1/auth/sessions?user_id="+o.ids["qa"], nil, &list); err != nil || len(list.Sessions) != 1 || list.Sessions[0].IP == "" {
 		t.Fatalf("qa sign-ins: %+v (%v)", list, err)
 	}
+	// In use (so cached, in the gateway and in Redis) when it is revoked.
+	if err := o.users["qa"].Do(ctx, http.MethodGet, "/api/v1/me", nil, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := admin.Do(ctx, http.MethodDelete, "/api/v1/auth/sessions/"+list.Sessions[0].ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
