@@ -32,6 +32,21 @@ func identityStores(t *testing.T) (*mongo.Database, *redis.Client) {
 	return client.Database(dbName), rdb
 }
 
+// signedIn creates a user of role and signs them in for ttl: the user and the token.
+func signedIn(t *testing.T, id *identity, email string, role auth.Role, groups []string, ttl time.Duration) (User, string) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := id.createUser(ctx, User{Email: email, Name: "Someone", Role: role, Groups: groups}, "a-long-passw0rd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := id.issue(ctx, tokenUser, u.ID, role, ttl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, token
+}
+
 // Customer tokens are cached in Redis for a restarted or another gateway, never
 // beyond the token's own expiry.
 func TestCustomerTokensCachedNoLongerThanTheyLive(t *testing.T) {
@@ -146,14 +161,7 @@ func TestSignInUseIsWrittenBehindTheRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := id.createUser(ctx, User{Email: "touch@example.com", Name: "Touch", Role: auth.RoleAgent}, "a-long-passw0rd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := id.issue(ctx, tokenUser, u.ID, auth.RoleAgent, time.Hour, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, token := signedIn(t, id, "touch@example.com", auth.RoleAgent, nil, time.Hour)
 	digest := auth.Digest(token)
 	lastUsed := func() time.Time {
 		t.Helper()
@@ -234,14 +242,7 @@ func TestSignInsCachedUntilTheEpochMoves(t *testing.T) {
 		return id
 	}
 	first := newGateway()
-	u, err := first.createUser(ctx, User{Email: "cached@example.com", Name: "Cached", Role: auth.RoleSupervisor, Groups: []string{"billing"}}, "a-long-passw0rd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := first.issue(ctx, tokenUser, u.ID, auth.RoleSupervisor, 30*time.Second, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, token := signedIn(t, first, "cached@example.com", auth.RoleSupervisor, []string{"billing"}, 30*time.Second)
 	digest := auth.Digest(token)
 	if _, err := first.authenticate(ctx, token); err != nil {
 		t.Fatal(err)
@@ -307,14 +308,7 @@ func TestCachedSignInsHonourTheIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := id.createUser(ctx, User{Email: "idle@example.com", Name: "Idle", Role: auth.RoleAgent}, "a-long-passw0rd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := id.issue(ctx, tokenUser, u.ID, auth.RoleAgent, time.Hour, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, token := signedIn(t, id, "idle@example.com", auth.RoleAgent, nil, time.Hour)
 	digest := auth.Digest(token)
 	epoch, _ := rdb.Get(ctx, authEpochKey).Int64()
 	old := time.Now().Add(-2 * time.Minute)
