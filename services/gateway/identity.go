@@ -522,7 +522,11 @@ func (id *identity) resolveUserToken(ctx context.Context, digest string, now tim
 		if now.Sub(c.LastUsed) > id.touchInterval() {
 			id.touchLater(digest, now)
 			c.LastUsed = now
-			id.cacheUserToken(ctx, digest, *c, now)
+			// The entry keeps the life its MongoDB lookup gave it: however often it
+			// is used, MongoDB is asked again within userTokenCacheTTL.
+			if b, err := json.Marshal(c); err == nil {
+				_ = id.rdb.Set(ctx, userTokenKey(digest), b, redis.KeepTTL).Err()
+			}
 		}
 		return Principal{Kind: tokenUser, UserID: c.UserID, Name: c.Email, Role: c.Role, Groups: c.Groups, perms: perms,
 			expires: minTime(now.Add(cacheTTL), c.ExpiresAt)}, nil

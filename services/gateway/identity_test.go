@@ -323,3 +323,38 @@ func TestCachedSignInsHonourTheIdleTimeout(t *testing.T) {
 		t.Fatalf("idle sign-in authenticated from the cache: %v", err)
 	}
 }
+
+// A cached sign-in used after a while records the use but keeps the life its MongoDB
+// lookup gave it, so that MongoDB is asked again within userTokenCacheTTL.
+func TestCachedSignInsKeepTheirLife(t *testing.T) {
+	ctx := context.Background()
+	db, rdb := identityStores(t)
+	id, err := newIdentity(ctx, db, rdb, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, token := signedIn(t, id, "life@example.com", auth.RoleAgent, nil, time.Hour)
+	digest := auth.Digest(token)
+	epoch, _ := rdb.Get(ctx, authEpochKey).Int64()
+	entry, _ := json.Marshal(cachedUserToken{Epoch: epoch, UserID: u.ID, Email: u.Email, Role: auth.RoleAgent, ExpiresAt: time.Now().Add(time.Hour), LastUsed: time.Now().Add(-2 * time.Minute)})
+	if err := rdb.Set(ctx, userTokenKey(digest), entry, 30*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	if p, err := id.authenticate(ctx, token); err != nil || p.UserID != u.ID {
+		t.Fatalf("authenticate = %+v, %v", p, err)
+	}
+	var got cachedUserToken
+	if err := json.Unmarshal([]byte(rdb.Get(ctx, userTokenKey(digest)).Val()), &got); err != nil || got.LastUsed.Before(before.Add(-time.Millisecond)) {
+		t.Fatalf("entry after a use = %+v (%v), want the use recorded", got, err)
+	}
+	if ttl := rdb.PTTL(ctx, userTokenKey(digest)).Val(); ttl <= 0 || ttl > 30*time.Second {
+		t.Fatalf("entry lives %v more, want at most the 30 s it had", ttl)
+	}
+	id.touchMu.Lock()
+	_, pending := id.touches[digest]
+	id.touchMu.Unlock()
+	if !pending {
+		t.Fatal("the use was not queued for MongoDB")
+	}
+}
