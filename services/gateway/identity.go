@@ -154,9 +154,7 @@ func newIdentity(ctx context.Context, db *mongo.Database, rdb *redis.Client, idl
 	id.customerTokens = &groupcommit.Group[string, cachedCustomerToken]{Write: id.readCustomerTokens, Max: 1000}
 	id.userTokens = &groupcommit.Group[string, userTokenLookup]{Write: id.readUserTokens, Max: 1000}
 	if rdb != nil {
-		// A random start: an epoch lost with Redis's memory never comes back with a
-		// value that entries written before the loss carry.
-		if err := rdb.SetNX(ctx, authEpochKey, rand.Int64N(1<<62), 0).Err(); err != nil {
+		if err := seedAuthEpoch(ctx, rdb).Err(); err != nil {
 			return nil, fmt.Errorf("prepare sign-in cache: %w", err)
 		}
 	}
@@ -457,6 +455,13 @@ const (
 
 func userTokenKey(digest string) string { return "hd:auth:utok:" + digest }
 
+// seedAuthEpoch gives the epoch a random value if it has none: an epoch lost with
+// Redis's memory never comes back with a value that entries written before the loss
+// carry.
+func seedAuthEpoch(ctx context.Context, c redis.Cmdable) *redis.BoolCmd {
+	return c.SetNX(ctx, authEpochKey, rand.Int64N(1<<62), 0)
+}
+
 // cachedUserToken is a sign-in's entry in Redis.
 type cachedUserToken struct {
 	Epoch     int64     `json:"e"`
@@ -524,9 +529,7 @@ func (id *identity) resolveUserToken(ctx context.Context, digest string, now tim
 			c.LastUsed = now
 			// The entry keeps the life its MongoDB lookup gave it: however often it
 			// is used, MongoDB is asked again within userTokenCacheTTL.
-			if b, err := json.Marshal(c); err == nil {
-				_ = id.rdb.Set(ctx, userTokenKey(digest), b, redis.KeepTTL).Err()
-			}
+			id.cacheUserToken(ctx, digest, *c, redis.KeepTTL)
 		}
 		return Principal{Kind: tokenUser, UserID: c.UserID, Name: c.Email, Role: c.Role, Groups: c.Groups, perms: perms,
 			expires: minTime(now.Add(cacheTTL), c.ExpiresAt)}, nil
@@ -535,17 +538,16 @@ func (id *identity) resolveUserToken(ctx context.Context, digest string, now tim
 	if err != nil || p.Kind != tokenUser || !l.epochKnown {
 		return p, err
 	}
-	id.cacheUserToken(ctx, digest, cachedUserToken{Epoch: l.epoch, UserID: p.UserID, Email: p.Name, Role: p.Role, Groups: p.Groups,
-		ExpiresAt: p.tokenExpires, LastUsed: p.lastUsed}, now)
+	if ttl := min(userTokenCacheTTL, p.tokenExpires.Sub(now)); ttl > 0 {
+		id.cacheUserToken(ctx, digest, cachedUserToken{Epoch: l.epoch, UserID: p.UserID, Email: p.Name, Role: p.Role, Groups: p.Groups,
+			ExpiresAt: p.tokenExpires, LastUsed: p.lastUsed}, ttl)
+	}
 	return p, nil
 }
 
-// cacheUserToken writes a sign-in's entry; a failure only costs a later lookup.
-func (id *identity) cacheUserToken(ctx context.Context, digest string, c cachedUserToken, now time.Time) {
-	ttl := min(userTokenCacheTTL, c.ExpiresAt.Sub(now))
-	if ttl <= 0 {
-		return
-	}
+// cacheUserToken writes a sign-in's entry for ttl (or redis.KeepTTL); a failure only
+// costs a later lookup.
+func (id *identity) cacheUserToken(ctx context.Context, digest string, c cachedUserToken, ttl time.Duration) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return

@@ -299,6 +299,21 @@ func TestSignInsCachedUntilTheEpochMoves(t *testing.T) {
 	}
 }
 
+// putCachedSignIn caches u's sign-in (of the current epoch, an hour left) as last
+// used at lastUsed, for ttl.
+func putCachedSignIn(t *testing.T, rdb *redis.Client, u User, digest string, lastUsed time.Time, ttl time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	epoch, err := rdb.Get(ctx, authEpochKey).Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, _ := json.Marshal(cachedUserToken{Epoch: epoch, UserID: u.ID, Email: u.Email, Role: u.Role, ExpiresAt: time.Now().Add(time.Hour), LastUsed: lastUsed})
+	if err := rdb.Set(ctx, userTokenKey(digest), entry, ttl).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // An entry whose recorded last use is past the idle timeout is not trusted: MongoDB,
 // which has the latest use of every gateway, decides.
 func TestCachedSignInsHonourTheIdleTimeout(t *testing.T) {
@@ -310,12 +325,8 @@ func TestCachedSignInsHonourTheIdleTimeout(t *testing.T) {
 	}
 	u, token := signedIn(t, id, "idle@example.com", auth.RoleAgent, nil, time.Hour)
 	digest := auth.Digest(token)
-	epoch, _ := rdb.Get(ctx, authEpochKey).Int64()
 	old := time.Now().Add(-2 * time.Minute)
-	stale, _ := json.Marshal(cachedUserToken{Epoch: epoch, UserID: u.ID, Email: u.Email, Role: auth.RoleAgent, ExpiresAt: time.Now().Add(time.Hour), LastUsed: old})
-	if err := rdb.Set(ctx, userTokenKey(digest), stale, time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
+	putCachedSignIn(t, rdb, u, digest, old, time.Minute)
 	if _, err := id.tokens.UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": old.UTC()}}); err != nil {
 		t.Fatal(err)
 	}
@@ -335,11 +346,7 @@ func TestCachedSignInsKeepTheirLife(t *testing.T) {
 	}
 	u, token := signedIn(t, id, "life@example.com", auth.RoleAgent, nil, time.Hour)
 	digest := auth.Digest(token)
-	epoch, _ := rdb.Get(ctx, authEpochKey).Int64()
-	entry, _ := json.Marshal(cachedUserToken{Epoch: epoch, UserID: u.ID, Email: u.Email, Role: auth.RoleAgent, ExpiresAt: time.Now().Add(time.Hour), LastUsed: time.Now().Add(-2 * time.Minute)})
-	if err := rdb.Set(ctx, userTokenKey(digest), entry, 30*time.Second).Err(); err != nil {
-		t.Fatal(err)
-	}
+	putCachedSignIn(t, rdb, u, digest, time.Now().Add(-2*time.Minute), 30*time.Second)
 	before := time.Now()
 	if p, err := id.authenticate(ctx, token); err != nil || p.UserID != u.ID {
 		t.Fatalf("authenticate = %+v, %v", p, err)

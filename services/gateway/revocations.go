@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -52,9 +51,8 @@ func (g *Gateway) newAuthEpoch(ctx context.Context) {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 		}
-		// A lost epoch restarts at random, never at a value it had before.
 		pipe := g.hub.rdb.TxPipeline()
-		pipe.SetNX(ctx, authEpochKey, rand.Int64N(1<<62), 0)
+		seedAuthEpoch(ctx, pipe) // a lost epoch restarts at random
 		pipe.Incr(ctx, authEpochKey)
 		if _, err = pipe.Exec(ctx); err == nil {
 			return

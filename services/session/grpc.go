@@ -60,13 +60,22 @@ func (p *grpcPort) GetSessionSummaries(ctx context.Context, req *sessionv1.GetSe
 	if err != nil {
 		return nil, err
 	}
-	out := &sessionv1.GetSessionSummariesResponse{Sessions: make([]*sessionv1.Session, 0, len(list))}
+	pbs, err := p.sessionsProto(list)
+	if err != nil {
+		return nil, err
+	}
+	return &sessionv1.GetSessionSummariesResponse{Sessions: pbs}, nil
+}
+
+// sessionsProto converts a list of sessions for a response.
+func (p *grpcPort) sessionsProto(list []Session) ([]*sessionv1.Session, error) {
+	out := make([]*sessionv1.Session, 0, len(list))
 	for _, sess := range list {
 		pb, err := p.sessionProto(sess)
 		if err != nil {
 			return nil, err
 		}
-		out.Sessions = append(out.Sessions, pb)
+		out = append(out, pb)
 	}
 	return out, nil
 }
@@ -90,15 +99,11 @@ func (p *grpcPort) ListSessions(ctx context.Context, req *sessionv1.ListSessions
 	if err != nil {
 		return nil, err
 	}
-	out := &sessionv1.ListSessionsResponse{Sessions: make([]*sessionv1.Session, 0, len(list)), NextCursor: next}
-	for _, s := range list {
-		pb, err := p.sessionProto(s)
-		if err != nil {
-			return nil, err
-		}
-		out.Sessions = append(out.Sessions, pb)
+	pbs, err := p.sessionsProto(list)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &sessionv1.ListSessionsResponse{Sessions: pbs, NextCursor: next}, nil
 }
 
 func actorFromProto(a *sessionv1.Actor) Actor { return Actor{Type: a.GetType(), ID: a.GetId()} }
