@@ -5,14 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/helmdesk/helmdesk/pkg/app/apptest"
 	"github.com/helmdesk/helmdesk/pkg/events"
 	"github.com/helmdesk/helmdesk/pkg/testdeps"
+	eventsv1 "github.com/helmdesk/helmdesk/proto/gen/helmdesk/events/v1"
 )
 
 type recorder struct {
@@ -95,7 +101,7 @@ func TestConsumerCommitsOnlyHandledBatchesAndKeepsKeyOrder(t *testing.T) {
 	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "t", Partitions: 4}); err != nil {
 		t.Fatal(err)
 	}
-	p := events.NewProducer(brokers, time.Millisecond, rt.Metrics, rt.Tracer)
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
 	defer p.Close()
 	publish(t, p, 0, 200)
 
@@ -167,7 +173,7 @@ func TestBusyHandlerGetsTheQueuedRecordsAsOneBatch(t *testing.T) {
 	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "busy", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	p := events.NewProducer(brokers, time.Millisecond, rt.Metrics, rt.Tracer)
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
 	defer p.Close()
 	var mu sync.Mutex
 	var sizes []int
@@ -214,7 +220,7 @@ func TestConcurrentPublishesKeepEveryRecordAndKeyOrder(t *testing.T) {
 	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "many", Partitions: 4}); err != nil {
 		t.Fatal(err)
 	}
-	p := events.NewProducer(brokers, 2*time.Millisecond, rt.Metrics, rt.Tracer)
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
 	defer p.Close()
 	const writers, each = 200, 10
 	var wg sync.WaitGroup
@@ -263,7 +269,7 @@ func BenchmarkPublish(b *testing.B) {
 	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "bench", Partitions: 8}); err != nil {
 		b.Fatal(err)
 	}
-	p := events.NewProducer(brokers, 2*time.Millisecond, rt.Metrics, rt.Tracer)
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
 	defer p.Close()
 	env, err := events.NewEnvelope("test", "test", "key", wrapperspb.String("a chat message of ordinary length"))
 	if err != nil {
@@ -274,5 +280,187 @@ func BenchmarkPublish(b *testing.B) {
 		if err := p.Publish(ctx, events.Record{Topic: "bench", Envelope: env}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPublishConcurrently measures the shape of a busy chat: 64 senders, each
+// publishing one record at a time under keys spread over 12 partitions. Memory per
+// publish shows what the writer allocates for the batches a grouped write opens.
+func BenchmarkPublishConcurrently(b *testing.B) {
+	brokers := testdeps.Kafka(b)
+	rt := apptest.Runtime(b)
+	ctx := context.Background()
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "bench", Partitions: 12}); err != nil {
+		b.Fatal(err)
+	}
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
+	defer p.Close()
+	envs := make([]*eventsv1.Envelope, 256)
+	for i := range envs {
+		env, err := events.NewEnvelope("test", "test", fmt.Sprintf("session-%d", i), wrapperspb.String("a chat message of ordinary length"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		envs[i] = env
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 senders on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			env := envs[next.Add(1)%int64(len(envs))]
+			if err := p.Publish(ctx, events.Record{Topic: "bench", Envelope: env}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// kafkaWithProduceControl starts a broker whose produce requests pass through
+// control first: it may answer one (handled) instead of the broker.
+func kafkaWithProduceControl(t *testing.T, control func(*kmsg.ProduceRequest) (*kmsg.ProduceResponse, bool)) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		res, handled := control(req.(*kmsg.ProduceRequest))
+		if !handled {
+			return nil, nil, false
+		}
+		return res, nil, true
+	})
+	return c.ListenAddrs()
+}
+
+// failPartitions answers a produce request with code for every partition in it.
+func failPartitions(req *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
+	res := kmsg.NewPtrProduceResponse()
+	res.Version = req.Version
+	for _, rt := range req.Topics {
+		t := kmsg.NewProduceResponseTopic()
+		t.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewProduceResponseTopicPartition()
+			p.Partition, p.ErrorCode = rp.Partition, code
+			t.Partitions = append(t.Partitions, p)
+		}
+		res.Topics = append(res.Topics, t)
+	}
+	return res
+}
+
+// consumeAll reads n records of topic and returns them by key.
+func consumeAll(t *testing.T, brokers []string, topic string, n int) *recorder {
+	t.Helper()
+	rt := apptest.Runtime(t)
+	rec := &recorder{seen: map[string][]string{}}
+	cctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	c := events.NewConsumer(events.ConsumerConfig{Brokers: brokers, GroupID: topic, Topics: []string{topic}}, rec, rt.Logger, rt.Metrics, rt.Tracer)
+	go func() { _ = c.Run(cctx) }()
+	waitFor(t, fmt.Sprint(n, " records"), func() bool { return rec.total() >= n })
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive with its original
+	return rec
+}
+
+// A grouped write to many partitions of one broker is one produce request; a
+// partition whose leader is not ready yet is written again, once, in order.
+func TestPublishRetriesAPartitionThatWasNotReady(t *testing.T) {
+	var requests, partitions atomic.Int64
+	var failed atomic.Bool
+	brokers := kafkaWithProduceControl(t, func(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, bool) {
+		requests.Add(1)
+		for _, rt := range req.Topics {
+			partitions.Add(int64(len(rt.Partitions)))
+		}
+		if failed.CompareAndSwap(false, true) {
+			return failPartitions(req, kerr.NotLeaderForPartition.Code), true
+		}
+		return nil, false
+	})
+	rt := apptest.Runtime(t)
+	ctx := context.Background()
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "t", Partitions: 12}); err != nil {
+		t.Fatal(err)
+	}
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
+	defer p.Close()
+	publish(t, p, 0, 70) // 7 keys
+	if got := requests.Load(); got < 2 {
+		t.Fatalf("%d produce requests: the refused write was not tried again", got)
+	}
+	firstParts := partitions.Load()
+	requests.Store(0)
+	partitions.Store(0)
+	publish(t, p, 70, 140)
+	if got := requests.Load(); got != 1 || partitions.Load() < 2 {
+		t.Fatalf("a grouped write to %d partitions of one broker took %d produce requests, want 1", partitions.Load(), got)
+	}
+	rec := consumeAll(t, brokers, "t", 140)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.count != 140 {
+		t.Fatalf("consumed %d records, want 140 (each once; first write to %d partitions was refused)", rec.count, firstParts)
+	}
+	for key, vals := range rec.seen {
+		prev := -1
+		for _, v := range vals {
+			var n int
+			fmt.Sscan(v, &n)
+			if n <= prev {
+				t.Fatalf("key %s out of order: %v", key, vals)
+			}
+			prev = n
+		}
+	}
+}
+
+// A refusal that trying again cannot fix fails the publish at once, with the
+// broker's reason.
+func TestPublishFailsOnARefusalWithoutRetrying(t *testing.T) {
+	var requests atomic.Int64
+	brokers := kafkaWithProduceControl(t, func(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, bool) {
+		requests.Add(1)
+		return failPartitions(req, kerr.MessageTooLarge.Code), true
+	})
+	rt := apptest.Runtime(t)
+	if err := events.EnsureTopics(context.Background(), brokers, events.TopicSpec{Name: "t", Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
+	defer p.Close()
+	env, err := events.NewEnvelope("test", "test", "key", wrapperspb.String("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Publish(context.Background(), events.Record{Topic: "t", Envelope: env})
+	if !errors.Is(err, kafka.MessageSizeTooLarge) {
+		t.Fatalf("publish: %v, want the broker's message-too-large", err)
+	}
+	if got := requests.Load(); got != 1 {
+		t.Fatalf("%d produce requests, want 1 (no retry of a permanent refusal)", got)
+	}
+}
+
+// A topic that does not exist fails the publish with a clear error.
+func TestPublishToAMissingTopicFails(t *testing.T) {
+	brokers := kafkaWithProduceControl(t, func(*kmsg.ProduceRequest) (*kmsg.ProduceResponse, bool) { return nil, false })
+	rt := apptest.Runtime(t)
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
+	defer p.Close()
+	env, err := events.NewEnvelope("test", "test", "key", wrapperspb.String("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = p.Publish(ctx, events.Record{Topic: "nowhere", Envelope: env})
+	if !errors.Is(err, kafka.UnknownTopicOrPartition) {
+		t.Fatalf("publish: %v, want unknown topic", err)
 	}
 }

@@ -30,7 +30,6 @@ type Config struct {
 	KafkaBrokers      []string
 	InboundPartitions int
 	ReplicationFactor int
-	KafkaBatchTimeout time.Duration
 	RedisAddr         string
 	RedisPassword     string
 	LogLevel          string
@@ -79,7 +78,6 @@ func (c *Config) Declare(s *config.Set) {
 	s.List(&c.KafkaBrokers, "kafka-brokers", "HELMDESK_KAFKA_BROKERS", []string{"localhost:9092"}, "Kafka bootstrap brokers, comma-separated.")
 	s.Int(&c.InboundPartitions, "kafka-inbound-partitions", "HELMDESK_KAFKA_INBOUND_PARTITIONS", 12, "Partitions of the inbound and routing topics when Helmdesk creates them (the most session consumers that can share the load).")
 	s.Int(&c.ReplicationFactor, "kafka-replication-factor", "HELMDESK_KAFKA_REPLICATION_FACTOR", 1, "Replication factor of topics Helmdesk creates (3 in production).")
-	s.Duration(&c.KafkaBatchTimeout, "kafka-batch-timeout", "HELMDESK_KAFKA_BATCH_TIMEOUT", 2*time.Millisecond, "How long the producer waits to batch concurrent writes.")
 	s.String(&c.RedisAddr, "redis-addr", "HELMDESK_REDIS_ADDR", "localhost:6379", "Redis address (host:port).")
 	s.String(&c.RedisPassword, "redis-password", "HELMDESK_REDIS_PASSWORD", "", "Redis password, if any.")
 	s.Group("Security")

@@ -130,7 +130,7 @@ func (p *Platform) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.producer = events.NewProducer(p.cfg.KafkaBrokers, p.cfg.KafkaBatchTimeout, p.rt.Metrics, p.tp)
+	p.producer = events.NewProducer(p.cfg.KafkaBrokers, p.rt.Metrics, p.tp)
 	return nil
 }
 

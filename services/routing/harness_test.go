@@ -85,7 +85,7 @@ func (e *env) replica(cfg Config) *Service {
 		Metrics:  observability.NewMetrics(),
 		Health:   app.NewHealth(),
 	}
-	producer := events.NewProducer(e.brokers, 2*time.Millisecond, rt.Metrics, rt.Tracer)
+	producer := events.NewProducer(e.brokers, rt.Metrics, rt.Tracer)
 	e.tb.Cleanup(func() { _ = producer.Close() })
 	s, err := New(context.Background(), cfg, Deps{Runtime: rt, Mongo: e.db, Redis: e.rdb, Producer: producer})
 	if err != nil {

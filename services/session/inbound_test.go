@@ -46,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: events.TopicEvents, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	prod := events.NewProducer(brokers, time.Millisecond, rt.Metrics, rt.Tracer)
+	prod := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
 	t.Cleanup(func() { _ = prod.Close() })
 	db := client.Database(dbName)
 	svc, err := New(ctx, Config{ConsumerGroup: "session", StateTTL: time.Hour, RecentSize: 20}, Deps{Runtime: rt, Mongo: db, Redis: rdb, Producer: prod, Brokers: brokers, Keyring: testKeyring(t, "k1", "i1")})
