@@ -68,10 +68,15 @@ const (
 	writeTimeout = 10 * time.Second
 	// writeAttempts is how often a partition's records are tried before the callers
 	// get the error (they retry in turn: handlers are idempotent, clients resend).
-	writeAttempts = 5
+	// The pauses between them add up to 3.15 s, longer than transportMetadataTTL,
+	// so a partition whose leader moved is tried again with the new leader.
+	writeAttempts = 8
 	// metadataTTL is how long partition counts and leaders are trusted without a
 	// failure calling them into question.
 	metadataTTL = 30 * time.Second
+	// transportMetadataTTL is how often the transport refreshes its view of the
+	// cluster, which both the leaders here and the routing of requests come from.
+	transportMetadataTTL = 2 * time.Second
 )
 
 // NewProducer returns a producer for the brokers.
@@ -80,7 +85,7 @@ func NewProducer(brokers []string, m *observability.Metrics, tp trace.TracerProv
 		client: &kafka.Client{
 			Addr:      kafka.TCP(brokers...),
 			Timeout:   writeTimeout,
-			Transport: &kafka.Transport{ClientID: "helmdesk"},
+			Transport: &kafka.Transport{ClientID: "helmdesk", MetadataTTL: transportMetadataTTL},
 		},
 		metrics:    m,
 		tracer:     tp.Tracer("github.com/helmdesk/helmdesk/pkg/events"),
@@ -217,6 +222,8 @@ func (p *Producer) leaders(ctx context.Context, topic string, refresh bool) (top
 	if ok && refresh && time.Since(tl.at) < 100*time.Millisecond {
 		return tl, nil // refreshed by this very write's retry already
 	}
+	// The transport answers from its view of the cluster (refreshed every
+	// transportMetadataTTL), the one it routes requests by.
 	res, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return topicLeaders{}, fmt.Errorf("read metadata of topic %s: %w", topic, err)
