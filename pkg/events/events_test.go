@@ -79,6 +79,35 @@ func publish(t *testing.T, p *events.Producer, from, to int) {
 	}
 }
 
+// newProducer creates topic with the given partitions and returns a producer for
+// the brokers, closed when the test ends.
+func newProducer(tb testing.TB, brokers []string, topic string, partitions int) *events.Producer {
+	tb.Helper()
+	rt := apptest.Runtime(tb)
+	if err := events.EnsureTopics(context.Background(), brokers, events.TopicSpec{Name: topic, Partitions: partitions}); err != nil {
+		tb.Fatal(err)
+	}
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
+	tb.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// assertKeyOrder fails the test when a key's records were consumed out of publish order.
+func assertKeyOrder(t *testing.T, rec *recorder) {
+	t.Helper()
+	for key, vals := range rec.seen {
+		prev := -1
+		for _, v := range vals {
+			var n int
+			fmt.Sscan(v, &n)
+			if n <= prev {
+				t.Fatalf("key %s out of order: %v", key, vals)
+			}
+			prev = n
+		}
+	}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -119,17 +148,7 @@ func TestConsumerCommitsOnlyHandledBatchesAndKeepsKeyOrder(t *testing.T) {
 		t.Fatal("the failing batch was never retried")
 	}
 	// Per key, records arrive in publish order.
-	for key, vals := range rec.seen {
-		prev := -1
-		for _, v := range vals {
-			var n int
-			fmt.Sscan(v, &n)
-			if n <= prev {
-				t.Fatalf("key %s out of order: %v", key, vals)
-			}
-			prev = n
-		}
-	}
+	assertKeyOrder(t, rec)
 	if len(rec.assigned) == 0 {
 		t.Fatal("Assigned was not called")
 	}
@@ -287,14 +306,8 @@ func BenchmarkPublish(b *testing.B) {
 // publishing one record at a time under keys spread over 12 partitions. Memory per
 // publish shows what the writer allocates for the batches a grouped write opens.
 func BenchmarkPublishConcurrently(b *testing.B) {
-	brokers := testdeps.Kafka(b)
-	rt := apptest.Runtime(b)
+	p := newProducer(b, testdeps.Kafka(b), "bench", 12)
 	ctx := context.Background()
-	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "bench", Partitions: 12}); err != nil {
-		b.Fatal(err)
-	}
-	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
-	defer p.Close()
 	envs := make([]*eventsv1.Envelope, 256)
 	for i := range envs {
 		env, err := events.NewEnvelope("test", "test", fmt.Sprintf("session-%d", i), wrapperspb.String("a chat message of ordinary length"))
@@ -383,13 +396,7 @@ func TestPublishRetriesAPartitionThatWasNotReady(t *testing.T) {
 		}
 		return nil, false
 	})
-	rt := apptest.Runtime(t)
-	ctx := context.Background()
-	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "t", Partitions: 12}); err != nil {
-		t.Fatal(err)
-	}
-	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
-	defer p.Close()
+	p := newProducer(t, brokers, "t", 12)
 	publish(t, p, 0, 70) // 7 keys
 	if got := requests.Load(); got < 2 {
 		t.Fatalf("%d produce requests: the refused write was not tried again", got)
@@ -407,17 +414,7 @@ func TestPublishRetriesAPartitionThatWasNotReady(t *testing.T) {
 	if rec.count != 140 {
 		t.Fatalf("consumed %d records, want 140 (each once; first write to %d partitions was refused)", rec.count, firstParts)
 	}
-	for key, vals := range rec.seen {
-		prev := -1
-		for _, v := range vals {
-			var n int
-			fmt.Sscan(v, &n)
-			if n <= prev {
-				t.Fatalf("key %s out of order: %v", key, vals)
-			}
-			prev = n
-		}
-	}
+	assertKeyOrder(t, rec)
 }
 
 // A refusal that trying again cannot fix fails the publish at once, with the
@@ -428,12 +425,7 @@ func TestPublishFailsOnARefusalWithoutRetrying(t *testing.T) {
 		requests.Add(1)
 		return failPartitions(req, kerr.MessageTooLarge.Code), true
 	})
-	rt := apptest.Runtime(t)
-	if err := events.EnsureTopics(context.Background(), brokers, events.TopicSpec{Name: "t", Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
-	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
-	defer p.Close()
+	p := newProducer(t, brokers, "t", 3)
 	env, err := events.NewEnvelope("test", "test", "key", wrapperspb.String("x"))
 	if err != nil {
 		t.Fatal(err)
