@@ -312,7 +312,10 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 	conn.SetReadLimit(readLimit)
 	base := trace.ContextWithSpanContext(context.Background(), trace.SpanContextFromContext(r.Context()))
 	ctx, cancel := context.WithCancelCause(base)
-	qlimit := 64
+	// A customer's queue holds a burst of its session's messages with their acks
+	// (a batch of the session consumer reaches the hub at once) while the writer
+	// waits for a CPU; it is allocated only while frames wait.
+	qlimit := 256
 	if agent {
 		qlimit = 512
 	}
