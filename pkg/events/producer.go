@@ -186,16 +186,22 @@ type partition struct {
 }
 
 // assign maps each pending message to its topic partition (by its key, as
-// kafka-go's Hash balancer does, so a subject keeps its partition).
+// kafka-go's Hash balancer does, so a subject keeps its partition). Each topic's
+// leaders are looked up once; refresh reads them again from the transport.
 func (p *Producer) assign(ctx context.Context, msgs []kafka.Message, pending []int, refresh bool) ([]*partition, error) {
 	var parts []*partition
 	index := map[partitionKey]*partition{}
+	topics := map[string]topicLeaders{}
 	var balancer kafka.Hash
 	for _, i := range pending {
 		m := msgs[i]
-		tl, err := p.leaders(ctx, m.Topic, refresh)
-		if err != nil {
-			return nil, err
+		tl, ok := topics[m.Topic]
+		if !ok {
+			var err error
+			if tl, err = p.leaders(ctx, m.Topic, refresh); err != nil {
+				return nil, err
+			}
+			topics[m.Topic] = tl
 		}
 		id := balancer.Balance(m, tl.ids...)
 		key := partitionKey{m.Topic, id}
@@ -218,9 +224,6 @@ func (p *Producer) leaders(ctx context.Context, topic string, refresh bool) (top
 	p.mu.Unlock()
 	if ok && !refresh && time.Since(tl.at) < metadataTTL {
 		return tl, nil
-	}
-	if ok && refresh && time.Since(tl.at) < 100*time.Millisecond {
-		return tl, nil // refreshed by this very write's retry already
 	}
 	// The transport answers from its view of the cluster (refreshed every
 	// transportMetadataTTL), the one it routes requests by.
