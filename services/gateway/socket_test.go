@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,14 +24,19 @@ import (
 // client end of its connection.
 func socketPair(t *testing.T, qlimit int) (*socket, *websocket.Conn) {
 	t.Helper()
-	conns := make(chan *websocket.Conn, 1)
+	type accepted struct {
+		conn *websocket.Conn
+		out  *batchWriter
+	}
+	conns := make(chan accepted, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(leanHijacker{w}, r, nil)
+		lean := &leanHijacker{ResponseWriter: w}
+		c, err := websocket.Accept(lean, r, nil)
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		conns <- c
+		conns <- accepted{c, lean.out}
 	}))
 	t.Cleanup(srv.Close)
 	client, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
@@ -38,9 +45,10 @@ func socketPair(t *testing.T, qlimit int) (*socket, *websocket.Conn) {
 	}
 	client.SetReadLimit(1 << 20)
 	t.Cleanup(func() { client.CloseNow() })
-	conn := <-conns
+	a := <-conns
+	conn := a.conn
 	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &socket{g: &Gateway{}, conn: conn, qlimit: qlimit, ctx: ctx, cancel: cancel,
+	s := &socket{g: &Gateway{}, conn: conn, out: a.out, qlimit: qlimit, ctx: ctx, cancel: cancel,
 		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{}}
 	t.Cleanup(func() {
 		cancel(nil)
@@ -241,4 +249,68 @@ func goroutinesIn(fn string) int {
 	var buf [1 << 18]byte
 	n := runtime.Stack(buf[:], true)
 	return strings.Count(string(buf[:n]), fn+"(")
+}
+
+// Frames the writer finds queued together go out in one write; a ping among them
+// sends what comes before it first, since it waits for its pong.
+func TestQueuedFramesGoOutTogether(t *testing.T) {
+	s, client := socketPair(t, 64)
+	var writes atomic.Int64
+	s.out.conn = countingConn{s.out.conn, &writes} // before any writer runs
+	read := func(want string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if _, b, err := client.Read(ctx); err != nil || !strings.Contains(string(b), want) {
+			t.Fatalf("read %q, %v; want %s", b, err, want)
+		}
+	}
+	idle := func() {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if writing, _ := writerState(s); !writing {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the writer did not finish")
+			}
+		}
+	}
+	s.qmu.Lock()
+	for i := range 10 {
+		s.pushLocked(outItem{kind: itemFanout, payload: fanout(t, "greeting-"+strconv.Itoa(i))})
+	}
+	s.qmu.Unlock()
+	for i := range 10 {
+		read("greeting-" + strconv.Itoa(i))
+	}
+	idle()
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d writes for 10 frames queued together, want 1", n)
+	}
+
+	// The server reads the client's pong.
+	go func() {
+		for {
+			if _, _, err := s.conn.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	writes.Store(0)
+	s.qmu.Lock()
+	s.pushLocked(outItem{kind: itemFanout, payload: fanout(t, "before")})
+	s.pushLocked(outItem{kind: itemPing})
+	s.pushLocked(outItem{kind: itemFanout, payload: fanout(t, "after")})
+	s.pinger = time.AfterFunc(time.Hour, func() {})
+	s.qmu.Unlock()
+	read("before") // the client answers the ping while it reads
+	read("after")
+	idle()
+	if s.ctx.Err() != nil {
+		t.Fatalf("the ping ended the socket: %v", context.Cause(s.ctx))
+	}
+	if n := writes.Load(); n != 3 {
+		t.Fatalf("%d writes for a frame, a ping and a frame, want 3", n)
+	}
 }

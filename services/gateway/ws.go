@@ -55,6 +55,7 @@ const (
 	itemPing                     // ping the client (keeps intermediaries from timing out)
 	itemAckSweep                 // ack, without a seq, sends whose frame did not come back
 	itemRelease                  // stop holding back live messages: of sid, or of every session when sid is ""
+	itemFlush                    // nothing to write: ends a batch, so what is held (the 101) goes out
 )
 
 type outItem struct {
@@ -88,6 +89,7 @@ const prefetchers = 8
 type socket struct {
 	g      *Gateway
 	conn   *websocket.Conn
+	out    *batchWriter // the connection under conn, which the writer batches writes on
 	p      Principal
 	agent  bool
 	ctx    context.Context
@@ -211,14 +213,26 @@ func (s *socket) pushLocked(it outItem) {
 
 // drain is the writer: the only goroutine writing to the connection, and the owner of
 // lastSent and parked. It ends when the queue is empty; the next frame starts another.
+// What it writes of the frames it finds queued one after another goes out in one
+// write (see batchWriter), when the queue is found empty.
 func (s *socket) drain() {
 	defer s.writers.Done()
+	holding := false
 	for {
 		s.qmu.Lock()
 		if s.ctx.Err() != nil {
 			s.stopped = true
 		}
 		if len(s.queue) == 0 || s.stopped {
+			if holding {
+				// Frames queued during the flush make the next batch.
+				s.qmu.Unlock()
+				holding = false
+				if err := s.out.Flush(writeWait); err != nil {
+					s.cancel(err)
+				}
+				continue
+			}
 			s.queue = nil // an idle socket keeps no queue
 			s.writing = false
 			s.qmu.Unlock()
@@ -232,6 +246,20 @@ func (s *socket) drain() {
 			s.space = nil
 		}
 		s.qmu.Unlock()
+		switch {
+		case it.kind == itemPing:
+			// A ping waits for its pong: what is held goes out first, then the ping.
+			if holding {
+				holding = false
+				if err := s.out.Flush(writeWait); err != nil {
+					s.cancel(err)
+					continue
+				}
+			}
+		case !holding:
+			s.out.Hold()
+			holding = true
+		}
 		if err := s.write(it); err != nil {
 			s.cancel(err)
 		}
@@ -300,7 +328,8 @@ func (s *socket) kind() string {
 // its trace id).
 // release gives back the setup slot once the socket has greeted its client.
 func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principal, agent bool, release func()) {
-	conn, err := websocket.Accept(leanHijacker{w}, r, &websocket.AcceptOptions{
+	lean := &leanHijacker{ResponseWriter: w, holdUpgrade: true} // run flushes it
+	conn, err := websocket.Accept(lean, r, &websocket.AcceptOptions{
 		// Sockets authenticate with a bearer token, never a cookie, so a foreign
 		// origin cannot ride on a user's session: embedding sites are allowed.
 		InsecureSkipVerify: true,
@@ -319,7 +348,7 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 	if agent {
 		qlimit = 512
 	}
-	s := &socket{g: g, conn: conn, p: p, agent: agent, qlimit: qlimit, ctx: ctx, cancel: cancel,
+	s := &socket{g: g, conn: conn, out: lean.out, p: p, agent: agent, qlimit: qlimit, ctx: ctx, cancel: cancel,
 		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{},
 		holdUntil: time.Now().Add(resumeGrace), setupDone: release}
 	go s.run()
@@ -327,11 +356,11 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 
 // run serves the socket until either side ends it.
 func (s *socket) run() {
-	g, p, conn, ctx := s.g, s.p, s.conn, s.ctx
+	g, p, ctx := s.g, s.p, s.ctx
 	defer s.setupDone()
 	defer s.cancel(nil)
 	if !g.track(s) {
-		_ = conn.Close(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is shutting down"}`)
+		s.closeEarly(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is shutting down"}`)
 		return
 	}
 	defer g.untrack(s)
@@ -347,7 +376,7 @@ func (s *socket) run() {
 	}
 	if err := g.hub.subscribe(ctx, channel, s); err != nil {
 		g.log.WarnContext(ctx, "subscribe socket", slog.Any(logkey.Error, err))
-		_ = conn.Close(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"fan-out unavailable"}`)
+		s.closeEarly(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"fan-out unavailable"}`)
 		return
 	}
 	defer g.hub.unsubscribe(channel, s)
@@ -367,9 +396,19 @@ func (s *socket) run() {
 	closed := s.closeWhenEnded()
 	defer func() { <-closed }()
 	s.greet()
+	// The 101 response waits in out for the greeting, to go out in one write with it;
+	// this ends the batch even if the greeting had nothing to say.
+	s.push(outItem{kind: itemFlush})
 	s.setupDone()
 	s.readLoop(context.WithoutCancel(ctx))
 	s.cancel(nil)
+}
+
+// closeEarly closes a socket that has no writer yet, with the held 101 ahead of the
+// close frame.
+func (s *socket) closeEarly(code websocket.StatusCode, reason string) {
+	_ = s.out.Flush(writeWait)
+	_ = s.conn.Close(code, reason)
 }
 
 // closeWhenEnded closes the connection once the socket's context ends, with the close
@@ -386,6 +425,9 @@ func (s *socket) closeWhenEnded() <-chan struct{} {
 			return
 		}
 		code, reason := closeFrame(cause)
+		// What a writer holds (the 101, if the socket ends before its greeting) goes
+		// ahead of the close frame; a writer still at work flushes what follows.
+		_ = s.out.Flush(writeWait)
 		_ = s.conn.Close(code, reason)
 	})
 	return closed
@@ -464,13 +506,22 @@ func (s *socket) greet() {
 		s.sendError("unavailable", "could not list your sessions; resume later", "", "")
 		return
 	}
+	// The frames are queued at once, so the writer sends them in one write.
+	items := make([]outItem, 0, len(res.GetSessions()))
 	for _, sess := range res.GetSessions() {
 		s.mu.Lock()
 		s.allowed[sess.GetId()] = true
 		s.mu.Unlock()
 		s.noteGreeted(sess)
-		s.sendFrame(sessionFrame(sess))
+		if b, err := json.Marshal(sessionFrame(sess)); err == nil {
+			items = append(items, outItem{kind: itemRaw, payload: b})
+		}
 	}
+	s.qmu.Lock()
+	for _, it := range items { // at most 500: the queue's limit does not apply
+		s.pushLocked(it)
+	}
+	s.qmu.Unlock()
 }
 
 // readSummaries reads the sessions of the customer sockets being greeted at once in
@@ -895,6 +946,8 @@ func (s *socket) write(it outItem) error {
 		return nil
 	case itemRelease:
 		return s.release(it.sid)
+	case itemFlush:
+		return nil
 	case itemResume:
 		if err := s.resume(it); err != nil {
 			return err
