@@ -27,6 +27,10 @@
 //	internal/report     the report, its verdict, and its text and JSON forms
 //	internal/target     starting, killing and restarting helmdesk processes; loopback guard
 //
+// The tool usually shares its host with the target, so it keeps its own CPU low: it
+// collects garbage at GOGC 400 unless GOGC is set, trading a few hundred MiB for the
+// cores its collector would otherwise take from the target.
+//
 // The integration tests in this package build helmdesk and run the tool against both
 // layouts, with chaos on the split one. See cmd/loadtest for usage.
 package loadtest
