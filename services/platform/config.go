@@ -69,7 +69,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.String(&c.LogFormat, "log-format", "HELMDESK_LOG_FORMAT", "json", "Log format: json or text.")
 	s.String(&c.Instance, "instance", "HELMDESK_INSTANCE", "", "Name of this process in logs, traces and metrics (the pod name in Kubernetes); empty means the host name.")
 	s.String(&c.PprofAddr, "pprof-addr", "HELMDESK_PPROF_ADDR", "", "Address serving Go's /debug/pprof profiles (loopback only, e.g. 127.0.0.1:6060); empty disables it.")
-	s.Int(&c.GCPercent, "gc-percent", "HELMDESK_GC_PERCENT", 0, "Garbage-collector target, as GOGC: how far the heap grows over live memory before a collection, in percent. 0 chooses: GOGC when it is set, else 50 in a process that serves only the gateway (its memory is mostly long-lived sockets, so collecting more often buys much memory for little CPU), else Go's default of 100.")
+	s.Int(&c.GCPercent, "gc-percent", "HELMDESK_GC_PERCENT", 0, "Garbage-collector target, as GOGC: how far the heap grows over live memory before a collection, in percent. 0 chooses: GOGC when it is set, else, in a process that serves only the gateway, 100 for its first minute (while its clients reconnect) and 50 after it (its memory is mostly long-lived sockets, so collecting more often buys much memory for little CPU), else Go's default of 100.")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "HELMDESK_SHUTDOWN_TIMEOUT", 20*time.Second, "How long a stopping process waits for in-flight work.")
 	s.Group("Dependencies")
 	s.String(&c.MongoURI, "mongo-uri", "HELMDESK_MONGO_URI", "mongodb://localhost:27017", "MongoDB connection string.")
@@ -132,21 +132,31 @@ func (c *Config) Declare(s *config.Set) {
 	})
 }
 
-// gatewayGCPercent is the collector target of a process serving only the gateway.
-const gatewayGCPercent = 50
+// A process serving only the gateway collects garbage at gatewayGCPercent: its heap is
+// mostly long-lived sockets, so collecting more often buys much memory for little CPU.
+// Except while it starts: a restarted gateway's clients all reconnect within seconds,
+// and its heap grows from nothing to every socket's state. Collecting at 50% then
+// marks memory that is nearly all live again and again, in the very seconds the
+// reconnects wait for CPU, so for its first gatewayStartPeriod it collects at Go's
+// default.
+const (
+	gatewayGCPercent      = 50
+	gatewayStartGCPercent = 100
+	gatewayStartPeriod    = time.Minute
+)
 
-// gcPercent is the collector target to set for a process running services, or 0 to
-// leave Go's (GOGC, or 100).
-func gcPercent(configured int, services []string, getenv func(string) string) int {
+// gcPercent is the collector target to set for a process running services, at start
+// and after gatewayStartPeriod; 0 leaves Go's (GOGC, or 100).
+func gcPercent(configured int, services []string, getenv func(string) string) (start, steady int) {
 	switch {
 	case configured > 0:
-		return configured
+		return configured, configured
 	case getenv("GOGC") != "":
-		return 0
+		return 0, 0
 	case slices.Equal(services, []string{"gateway"}):
-		return gatewayGCPercent
+		return gatewayStartGCPercent, gatewayGCPercent
 	default:
-		return 0
+		return 0, 0
 	}
 }
 

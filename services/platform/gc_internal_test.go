@@ -23,16 +23,17 @@ func TestGCPercent(t *testing.T) {
 		configured int
 		services   []string
 		getenv     func(string) string
-		want       int
+		start      int
+		steady     int
 	}{
-		{"gateway alone", 0, []string{"gateway"}, env(), gatewayGCPercent},
-		{"gateway with others", 0, []string{"routing", "session", "gateway"}, env(), 0},
-		{"session alone", 0, []string{"session"}, env(), 0},
-		{"GOGC wins over the automatic choice", 0, []string{"gateway"}, env("GOGC", "200"), 0},
-		{"configured wins over GOGC", 80, []string{"session"}, env("GOGC", "200"), 80},
+		{"gateway alone: Go's default while it starts, then 50", 0, []string{"gateway"}, env(), 100, 50},
+		{"gateway with others", 0, []string{"routing", "session", "gateway"}, env(), 0, 0},
+		{"session alone", 0, []string{"session"}, env(), 0, 0},
+		{"GOGC wins over the automatic choice", 0, []string{"gateway"}, env("GOGC", "200"), 0, 0},
+		{"configured wins over GOGC, from the start", 80, []string{"gateway"}, env("GOGC", "200"), 80, 80},
 	} {
-		if got := gcPercent(tc.configured, tc.services, tc.getenv); got != tc.want {
-			t.Errorf("%s: gcPercent = %d, want %d", tc.name, got, tc.want)
+		if start, steady := gcPercent(tc.configured, tc.services, tc.getenv); start != tc.start || steady != tc.steady {
+			t.Errorf("%s: gcPercent = %d then %d, want %d then %d", tc.name, start, steady, tc.start, tc.steady)
 		}
 	}
 }

@@ -70,9 +70,16 @@ func New(ctx context.Context, cfg Config, services []string, logOut io.Writer, g
 		return nil, err
 	}
 	logger = logger.With(slog.String(logkey.Instance, cfg.Instance))
-	if pct := gcPercent(cfg.GCPercent, services, getenv); pct > 0 {
-		debug.SetGCPercent(pct)
-		logger.Info("garbage collector target set", slog.Int("gc_percent", pct))
+	if start, steady := gcPercent(cfg.GCPercent, services, getenv); start > 0 {
+		debug.SetGCPercent(start)
+		logger.Info("garbage collector target set", slog.Int("gc_percent", start))
+		if steady != start {
+			time.AfterFunc(gatewayStartPeriod, func() {
+				debug.SetGCPercent(steady)
+				debug.FreeOSMemory() // the start's headroom goes back to the system now
+				logger.Info("garbage collector target set", slog.Int("gc_percent", steady))
+			})
+		}
 	}
 	hasher, err := auth.UseHasher(cfg.PasswordHasher)
 	if err != nil {
