@@ -52,13 +52,19 @@ func pipeWriter(t *testing.T) (*batchWriter, net.Conn, *atomic.Int64) {
 	return &batchWriter{conn: countingConn{a, &writes}}, b, &writes
 }
 
-func TestBatchWriterSendsWhatItHeldInOneWrite(t *testing.T) {
-	w, peer, writes := pipeWriter(t)
+// readAll reads the peer until the writer's end closes, and then sends what it read.
+func readAll(peer net.Conn) <-chan []byte {
 	got := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(peer)
 		got <- b
 	}()
+	return got
+}
+
+func TestBatchWriterSendsWhatItHeldInOneWrite(t *testing.T) {
+	w, peer, writes := pipeWriter(t)
+	got := readAll(peer)
 	write := func(s string) {
 		t.Helper()
 		if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
@@ -125,11 +131,7 @@ func TestBatchWriterFlushGivesUpOnAPeerThatDoesNotRead(t *testing.T) {
 // follows the batch; nothing is lost or interleaved.
 func TestBatchWriterOrdersConcurrentWriters(t *testing.T) {
 	w, peer, _ := pipeWriter(t)
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(peer)
-		got <- b
-	}()
+	got := readAll(peer)
 	w.Hold()
 	if _, err := w.Write([]byte("batch;")); err != nil {
 		t.Fatal(err)
