@@ -314,19 +314,27 @@ func putCachedSignIn(t *testing.T, rdb *redis.Client, u User, digest string, las
 	}
 }
 
+// cachedSignIn sets up an identity with the idle timeout idle and an agent signed in
+// for an hour whose sign-in is cached as last used at lastUsed, for ttl.
+func cachedSignIn(t *testing.T, idle time.Duration, email string, lastUsed time.Time, ttl time.Duration) (id *identity, rdb *redis.Client, u User, token, digest string) {
+	t.Helper()
+	db, rdb := identityStores(t)
+	id, err := newIdentity(context.Background(), db, rdb, idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, token = signedIn(t, id, email, auth.RoleAgent, nil, time.Hour)
+	digest = auth.Digest(token)
+	putCachedSignIn(t, rdb, u, digest, lastUsed, ttl)
+	return id, rdb, u, token, digest
+}
+
 // An entry whose recorded last use is past the idle timeout is not trusted: MongoDB,
 // which has the latest use of every gateway, decides.
 func TestCachedSignInsHonourTheIdleTimeout(t *testing.T) {
 	ctx := context.Background()
-	db, rdb := identityStores(t)
-	id, err := newIdentity(ctx, db, rdb, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, token := signedIn(t, id, "idle@example.com", auth.RoleAgent, nil, time.Hour)
-	digest := auth.Digest(token)
 	old := time.Now().Add(-2 * time.Minute)
-	putCachedSignIn(t, rdb, u, digest, old, time.Minute)
+	id, _, _, token, digest := cachedSignIn(t, time.Minute, "idle@example.com", old, time.Minute)
 	if _, err := id.tokens.UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$set": bson.M{"last_used_at": old.UTC()}}); err != nil {
 		t.Fatal(err)
 	}
@@ -339,14 +347,7 @@ func TestCachedSignInsHonourTheIdleTimeout(t *testing.T) {
 // lookup gave it, so that MongoDB is asked again within userTokenCacheTTL.
 func TestCachedSignInsKeepTheirLife(t *testing.T) {
 	ctx := context.Background()
-	db, rdb := identityStores(t)
-	id, err := newIdentity(ctx, db, rdb, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, token := signedIn(t, id, "life@example.com", auth.RoleAgent, nil, time.Hour)
-	digest := auth.Digest(token)
-	putCachedSignIn(t, rdb, u, digest, time.Now().Add(-2*time.Minute), 30*time.Second)
+	id, rdb, u, token, digest := cachedSignIn(t, time.Hour, "life@example.com", time.Now().Add(-2*time.Minute), 30*time.Second)
 	before := time.Now()
 	if p, err := id.authenticate(ctx, token); err != nil || p.UserID != u.ID {
 		t.Fatalf("authenticate = %+v, %v", p, err)
