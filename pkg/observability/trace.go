@@ -21,8 +21,9 @@ var Propagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPr
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set in the environment read by getenv; the
 // exporter itself reads the standard OTEL_* variables, and every span is sampled.
 // Without an exporter no span is recorded: recording (attributes, events, timing) has
-// no reader then and costs an allocation-heavy few microseconds per span on every
-// message's path, while the ids are made all the same.
+// no reader then, and it doubles what a span costs (about a microsecond and a
+// kilobyte more, several times on every message's path). The ids are made all the
+// same.
 func NewTracerProvider(ctx context.Context, serviceName, instance string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
 	res := resource.NewSchemaless(semconv.ServiceName(serviceName), semconv.ServiceInstanceID(instance))
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}

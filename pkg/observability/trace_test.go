@@ -62,8 +62,8 @@ func TestSpansWithoutAnExporterAreNotRecordedButKeepTheirIDs(t *testing.T) {
 func TestSpansAreRecordedWhenExported(t *testing.T) {
 	for _, key := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
 		t.Run(key, func(t *testing.T) {
-			// Nothing listens there; the exporter connects lazily and the shutdown
-			// below gives up on the export.
+			// The exporter takes its endpoint from the process environment and
+			// connects lazily; the shutdown below gives up on the export.
 			tp, err := NewTracerProvider(context.Background(), "test", "i1", env(map[string]string{key: "http://127.0.0.1:1"}))
 			if err != nil {
 				t.Fatal(err)
