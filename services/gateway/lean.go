@@ -142,17 +142,11 @@ func (w *batchWriter) Flush(timeout time.Duration) error {
 		w.drop()
 		return err
 	}
-	err := w.writeHeld()
+	_, err := w.conn.Write(*w.buf)
+	w.drop()
 	if err == nil {
 		err = w.conn.SetWriteDeadline(time.Time{})
 	}
-	return err
-}
-
-// writeHeld writes what is held and gives the buffer back. w.mu is held.
-func (w *batchWriter) writeHeld() error {
-	_, err := w.conn.Write(*w.buf)
-	w.drop()
 	return err
 }
 

@@ -360,7 +360,7 @@ func (s *socket) run() {
 	defer s.setupDone()
 	defer s.cancel(nil)
 	if !g.track(s) {
-		s.closeEarly(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is shutting down"}`)
+		s.flushAndClose(websocket.StatusServiceRestart, `{"reconnect":true,"reason":"server is shutting down"}`)
 		return
 	}
 	defer g.untrack(s)
@@ -376,7 +376,7 @@ func (s *socket) run() {
 	}
 	if err := g.hub.subscribe(ctx, channel, s); err != nil {
 		g.log.WarnContext(ctx, "subscribe socket", slog.Any(logkey.Error, err))
-		s.closeEarly(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"fan-out unavailable"}`)
+		s.flushAndClose(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"fan-out unavailable"}`)
 		return
 	}
 	defer g.hub.unsubscribe(channel, s)
@@ -404,9 +404,9 @@ func (s *socket) run() {
 	s.cancel(nil)
 }
 
-// closeEarly closes a socket that has no writer yet, with the held 101 ahead of the
-// close frame.
-func (s *socket) closeEarly(code websocket.StatusCode, reason string) {
+// flushAndClose closes the connection with a close frame, after what the writer holds
+// (the 101, if the socket has not greeted its client yet).
+func (s *socket) flushAndClose(code websocket.StatusCode, reason string) {
 	_ = s.out.Flush(writeWait)
 	_ = s.conn.Close(code, reason)
 }
@@ -424,11 +424,8 @@ func (s *socket) closeWhenEnded() <-chan struct{} {
 			_ = s.conn.CloseNow()
 			return
 		}
-		code, reason := closeFrame(cause)
-		// What a writer holds (the 101, if the socket ends before its greeting) goes
-		// ahead of the close frame; a writer still at work flushes what follows.
-		_ = s.out.Flush(writeWait)
-		_ = s.conn.Close(code, reason)
+		// A writer still at work flushes what follows.
+		s.flushAndClose(closeFrame(cause))
 	})
 	return closed
 }
