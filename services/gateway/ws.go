@@ -99,6 +99,7 @@ type socket struct {
 	queue   []outItem     // frames waiting for the writer; nil when empty
 	qlimit  int           // most frames queued before the socket counts as too slow
 	writing bool          // a writer goroutine is running
+	opening bool          // the socket is being greeted: no writer starts yet (see greet)
 	stopped bool          // the socket has ended: nothing is queued or written any more
 	space   chan struct{} // closed when the queue has room again (a reader waits on it)
 	writers sync.WaitGroup
@@ -198,13 +199,20 @@ func (s *socket) push(it outItem) {
 	s.qmu.Unlock()
 }
 
-// pushLocked appends it and starts a writer unless one runs. s.qmu is held.
+// pushLocked appends it and starts a writer unless one runs or the socket is still
+// being greeted. s.qmu is held.
 func (s *socket) pushLocked(it outItem) {
 	if s.stopped {
 		return
 	}
 	s.queue = append(s.queue, it)
-	if !s.writing {
+	s.startWriterLocked()
+}
+
+// startWriterLocked starts a writer for what is queued, unless one runs or the socket
+// is still being greeted. s.qmu is held.
+func (s *socket) startWriterLocked() {
+	if !s.writing && !s.opening && len(s.queue) > 0 {
 		s.writing = true
 		s.writers.Add(1)
 		go s.drain()
@@ -303,16 +311,28 @@ func (s *socket) armAckSweepLocked() {
 }
 
 func (s *socket) sendFrame(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
+	for _, it := range rawItems(v) {
+		s.enqueue(it)
 	}
-	s.enqueue(outItem{kind: itemRaw, payload: b})
 }
 
 func (s *socket) sendError(code, msg, clientMsgID, sid string) {
+	s.sendFrame(s.errorFrame(code, msg, clientMsgID, sid))
+}
+
+// errorFrame counts an error frame and returns it.
+func (s *socket) errorFrame(code, msg, clientMsgID, sid string) frames.Error {
 	s.g.metrics.wsErrors.WithLabelValues(code).Inc()
-	s.sendFrame(frames.Error{Type: frames.TypeError, Code: code, Message: msg, ClientMsgID: clientMsgID, SessionID: sid})
+	return frames.Error{Type: frames.TypeError, Code: code, Message: msg, ClientMsgID: clientMsgID, SessionID: sid}
+}
+
+// rawItems is v as a frame to queue; none if it cannot be encoded.
+func rawItems(v any) []outItem {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return []outItem{{kind: itemRaw, payload: b}}
 }
 
 func (s *socket) kind() string {
@@ -348,7 +368,7 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 	if agent {
 		qlimit = 512
 	}
-	s := &socket{g: g, conn: conn, out: lean.out, p: p, agent: agent, qlimit: qlimit, ctx: ctx, cancel: cancel,
+	s := &socket{g: g, conn: conn, out: lean.out, p: p, agent: agent, qlimit: qlimit, ctx: ctx, cancel: cancel, opening: true,
 		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{},
 		holdUntil: time.Now().Add(resumeGrace), setupDone: release}
 	go s.run()
@@ -396,9 +416,6 @@ func (s *socket) run() {
 	closed := s.closeWhenEnded()
 	defer func() { <-closed }()
 	s.greet()
-	// The 101 response waits in out for the greeting, to go out in one write with it;
-	// this ends the batch even if the greeting had nothing to say.
-	s.push(outItem{kind: itemFlush})
 	s.setupDone()
 	s.readLoop(context.WithoutCancel(ctx))
 	s.cancel(nil)
@@ -475,50 +492,60 @@ func closeFrame(cause error) (websocket.StatusCode, string) {
 	}
 }
 
-// greet tells a new socket where its sessions stand.
+// greet tells a new socket where its sessions stand, then starts its writer.
+//
+// The socket is subscribed to its fan-out before the greeting reads its sessions, so
+// that nothing published after the read is missed; but what the fan-out delivers in
+// the meantime cannot be judged yet: an agent's socket writes only messages of the
+// sessions the greeting finds assigned to the agent. So no writer starts while the
+// socket is being greeted. The greeting goes first, then whatever was delivered
+// meanwhile, and the 101 response, held back in out, goes out in the same write.
 func (s *socket) greet() {
+	items := s.greeting()
+	s.qmu.Lock()
+	if !s.stopped {
+		// At most 500 greeting frames: the queue's limit does not apply. The flush item
+		// ends the batch even if there is nothing else to write.
+		s.queue = append(append(items, s.queue...), outItem{kind: itemFlush})
+	}
+	s.opening = false
+	s.startWriterLocked()
+	s.qmu.Unlock()
+}
+
+// greeting reads where the socket's sessions stand and returns the frames that say so.
+func (s *socket) greeting() []outItem {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
 	if !s.agent {
 		got, err := s.g.greetings.Do(ctx, []string{s.p.SessionID})
 		if err != nil {
-			s.sendError("unavailable", "could not load the session; it is still open, resume later", "", s.p.SessionID)
-			return
+			return rawItems(s.errorFrame("unavailable", "could not load the session; it is still open, resume later", "", s.p.SessionID))
 		}
 		sess, ok := got[0]
 		if !ok {
-			s.sendError("session_not_found", "this session no longer exists; start a new one", "", s.p.SessionID)
-			return
+			return rawItems(s.errorFrame("session_not_found", "this session no longer exists; start a new one", "", s.p.SessionID))
 		}
 		s.mu.Lock()
 		s.agentID = sess.GetAgentId()
 		s.closed = sess.GetStatus() == sessionv1.Status_STATUS_CLOSED
 		s.mu.Unlock()
 		s.noteGreeted(sess)
-		s.sendFrame(sessionFrame(sess))
-		return
+		return rawItems(sessionFrame(sess))
 	}
 	res, err := s.g.sessions.ListSessions(ctx, &sessionv1.ListSessionsRequest{AgentId: s.p.UserID, Status: sessionv1.Status_STATUS_ASSIGNED, Limit: 500, Summary: true})
 	if err != nil {
-		s.sendError("unavailable", "could not list your sessions; resume later", "", "")
-		return
+		return rawItems(s.errorFrame("unavailable", "could not list your sessions; resume later", "", ""))
 	}
-	// The frames are queued at once, so the writer sends them in one write.
 	items := make([]outItem, 0, len(res.GetSessions()))
 	for _, sess := range res.GetSessions() {
 		s.mu.Lock()
 		s.allowed[sess.GetId()] = true
 		s.mu.Unlock()
 		s.noteGreeted(sess)
-		if b, err := json.Marshal(sessionFrame(sess)); err == nil {
-			items = append(items, outItem{kind: itemRaw, payload: b})
-		}
+		items = append(items, rawItems(sessionFrame(sess))...)
 	}
-	s.qmu.Lock()
-	for _, it := range items { // at most 500: the queue's limit does not apply
-		s.pushLocked(it)
-	}
-	s.qmu.Unlock()
+	return items
 }
 
 // readSummaries reads the sessions of the customer sockets being greeted at once in
