@@ -26,7 +26,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -35,13 +34,7 @@ import (
 )
 
 func main() {
-	if os.Getenv("GOGC") == "" {
-		// The load tool shares the host with the target it measures: every core second
-		// it spends is taken from the target. Its memory (a few hundred MiB even at
-		// thousands of clients) is cheap by comparison, so it collects garbage a quarter
-		// as often as Go's default.
-		debug.SetGCPercent(400)
-	}
+	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
