@@ -50,7 +50,7 @@ func TestSpansWithoutAnExporterAreNotRecordedButKeepTheirIDs(t *testing.T) {
 		t.Fatalf("log has trace_id %v span_id %v, want %s %s", rec["trace_id"], rec["span_id"], psc.TraceID(), csc.SpanID())
 	}
 
-	// A remote parent's trace continues, sampled or not.
+	// A remote parent's trace continues, unrecorded even though the parent was sampled.
 	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: psc.TraceID(), SpanID: psc.SpanID(), TraceFlags: trace.FlagsSampled, Remote: true})
 	_, s := tp.Tracer("test").Start(trace.ContextWithRemoteSpanContext(context.Background(), remote), "server")
 	defer s.End()

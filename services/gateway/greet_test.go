@@ -115,8 +115,9 @@ func TestGreetingsOfABurstShareOneRead(t *testing.T) {
 }
 
 // agentSessionsService lists one assigned session for the agent, as it stood before
-// its third message, once listed is answered: the greeting reads a snapshot while the
-// socket, already subscribed, receives what comes after it.
+// its third message; it tells called when the read starts and answers once answer is
+// closed, so that the socket, already subscribed, can receive the third message while
+// the greeting reads a snapshot from before it.
 type agentSessionsService struct {
 	sessionv1.SessionServiceClient // any other method panics
 
