@@ -13,7 +13,7 @@
 //     docs/toolchain.md for what is missing (transactions, change streams,
 //     TTL indexes, $lookup, ...).
 //   - Kafka: a kfake cluster with one broker that persists its log to disk
-//     (see [StartKafka]).
+//     and keeps a day of records (see [StartKafka]).
 //   - Redis: a redis-server child process when one is installed (see
 //     [StartRedisServer]), with an append-only file fsynced every second; it dies
 //     with the process. Otherwise (or with [RedisEmbedded]) miniredis in-process,

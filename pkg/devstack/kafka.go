@@ -6,9 +6,25 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// kfake keeps every record in memory as well as in its segments, and enforces
+// retention only on topics that set retention.ms or retention.bytes themselves; the
+// broker-wide setting is only read when something asks for retention to be applied.
+// A dev stack that runs for weeks, or keeps its data folder from run to run, would
+// grow without end (11 MB a minute at 2,000 messages/s) and take longer to start each
+// time. The dev stack therefore applies a retention of its own every
+// kafkaRetentionInterval: records older than kafkaRetention go, from memory and from
+// disk. Its consumers run in the same process and keep up within seconds, so a day
+// is ample; Kafka's own default is a week on disk.
+const (
+	kafkaRetention         = 24 * time.Hour
+	kafkaRetentionInterval = time.Minute
 )
 
 // Kafka is an in-process kfake cluster with a single broker on a loopback
@@ -17,6 +33,9 @@ type Kafka struct {
 	cluster *kfake.Cluster
 	brokers []string
 	log     *kfakeLogger
+
+	stopRetention chan struct{}
+	retentionDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -29,7 +48,13 @@ type Kafka struct {
 // Topics are created automatically on first use, with one partition like a
 // default Kafka broker; create them explicitly (CreateTopics) to get more.
 // kfake's own logs go to logger at error level only.
+//
+// Records older than a day are dropped once a minute (see kafkaRetention).
 func StartKafka(dir string, logger *slog.Logger) (*Kafka, error) {
+	return startKafka(dir, logger, kafkaRetention, kafkaRetentionInterval)
+}
+
+func startKafka(dir string, logger *slog.Logger, retention, every time.Duration) (*Kafka, error) {
 	logger = orDiscard(logger).With(slog.String("component", "kfake"))
 
 	abs, err := filepath.Abs(dir)
@@ -47,16 +72,20 @@ func StartKafka(dir string, logger *slog.Logger) (*Kafka, error) {
 		kfake.DefaultNumPartitions(1),
 		kfake.DataDir(abs),
 		kfake.WithLogger(kl),
+		kfake.BrokerConfigs(map[string]string{"log.retention.ms": strconv.FormatInt(retention.Milliseconds(), 10)}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("start kfake in %s: %w", abs, err)
 	}
 
 	k := &Kafka{
-		cluster: cluster,
-		brokers: cluster.ListenAddrs(),
-		log:     kl,
+		cluster:       cluster,
+		brokers:       cluster.ListenAddrs(),
+		log:           kl,
+		stopRetention: make(chan struct{}),
+		retentionDone: make(chan struct{}),
 	}
+	go k.applyRetention(every)
 	logger.Debug("kafka started", slog.Any("brokers", k.brokers), slog.String("dir", abs))
 	return k, nil
 }
@@ -71,6 +100,8 @@ func (k *Kafka) Brokers() []string {
 // down. It is safe to call more than once.
 func (k *Kafka) Close() error {
 	k.closeOnce.Do(func() {
+		close(k.stopRetention)
+		<-k.retentionDone
 		k.log.startCollecting()
 		k.cluster.Close()
 		if errs := k.log.collected(); len(errs) > 0 {
@@ -78,6 +109,21 @@ func (k *Kafka) Close() error {
 		}
 	})
 	return k.closeErr
+}
+
+// applyRetention drops expired records every interval until Close.
+func (k *Kafka) applyRetention(every time.Duration) {
+	defer close(k.retentionDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-k.stopRetention:
+			return
+		case <-t.C:
+			k.cluster.ApplyRetention()
+		}
+	}
 }
 
 // kfakeLogger forwards kfake's error logs to slog. kfake logs request

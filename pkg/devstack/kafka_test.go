@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -105,4 +106,56 @@ func TestKafkaGroupOffsetsSurviveRestart(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = k.Close() })
 	equal(t, consumeGroup(t, k.Brokers(), topic, group, 1), []string{"two"})
+}
+
+// Records older than the retention go, from memory and from the data folder;
+// newer ones stay, and a restarted cluster starts its log after what was dropped.
+func TestKafkaDropsExpiredRecords(t *testing.T) {
+	const topic = "old-and-new"
+	dir := t.TempDir()
+
+	k, err := startKafka(dir, testLogger(t), time.Hour, 20*time.Millisecond)
+	if err != nil {
+		t.Fatalf("start kafka: %v", err)
+	}
+	createTopic(t, k.Brokers(), topic, 1)
+	old := time.Now().Add(-2 * time.Hour)
+	writeMessages(t, k.Brokers(), topic, kafka.Message{Value: []byte("old-1"), Time: old}, kafka.Message{Value: []byte("old-2"), Time: old})
+	writeMessages(t, k.Brokers(), topic, kafka.Message{Value: []byte("new-1")}, kafka.Message{Value: []byte("new-2")})
+	deadline := time.Now().Add(5 * time.Second)
+	for firstOffset(t, k.Brokers(), topic) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("first offset = %d after 5 s, want 2 (the two expired records dropped)", firstOffset(t, k.Brokers(), topic))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	equal(t, readValues(t, k.Brokers(), topic, 0, 2), []string{"new-1", "new-2"})
+	if err := k.Close(); err != nil {
+		t.Fatalf("close kafka: %v", err)
+	}
+
+	k, err = startKafka(dir, testLogger(t), time.Hour, time.Hour)
+	if err != nil {
+		t.Fatalf("restart kafka: %v", err)
+	}
+	t.Cleanup(func() { _ = k.Close() })
+	if got := firstOffset(t, k.Brokers(), topic); got != 2 {
+		t.Fatalf("first offset after restart = %d, want 2", got)
+	}
+	equal(t, readValues(t, k.Brokers(), topic, 0, 2), []string{"new-1", "new-2"})
+}
+
+// firstOffset returns the log start offset of partition 0 of topic.
+func firstOffset(t *testing.T, brokers []string, topic string) int64 {
+	t.Helper()
+	conn, err := kafka.DialLeader(testContext(t), "tcp", brokers[0], topic, 0)
+	if err != nil {
+		t.Fatalf("dial leader of %s/0: %v", topic, err)
+	}
+	defer conn.Close()
+	off, err := conn.ReadFirstOffset()
+	if err != nil {
+		t.Fatalf("read first offset of %s/0: %v", topic, err)
+	}
+	return off
 }
