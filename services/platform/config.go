@@ -76,7 +76,7 @@ func (c *Config) Declare(s *config.Set) {
 	s.String(&c.MongoDatabase, "mongo-database", "HELMDESK_MONGO_DATABASE", "helmdesk", "MongoDB database name.")
 	s.Duration(&c.MongoSlowCommand, "mongo-slow-command", "HELMDESK_MONGO_SLOW_COMMAND", 500*time.Millisecond, "Log MongoDB commands slower than this (collection and filter keys, never values); 0 disables.")
 	s.List(&c.KafkaBrokers, "kafka-brokers", "HELMDESK_KAFKA_BROKERS", []string{"localhost:9092"}, "Kafka bootstrap brokers, comma-separated.")
-	s.Int(&c.InboundPartitions, "kafka-inbound-partitions", "HELMDESK_KAFKA_INBOUND_PARTITIONS", 12, "Partitions of the inbound and routing topics when Helmdesk creates them (the most session consumers that can share the load).")
+	s.Int(&c.InboundPartitions, "kafka-inbound-partitions", "HELMDESK_KAFKA_INBOUND_PARTITIONS", 0, "Partitions of the inbound, routing and events topics when Helmdesk creates them (the most session consumers that can share the load). 0 chooses: 12, or 4 in helmdesk dev, whose one process consumes every partition.")
 	s.Int(&c.ReplicationFactor, "kafka-replication-factor", "HELMDESK_KAFKA_REPLICATION_FACTOR", 1, "Replication factor of topics Helmdesk creates (3 in production).")
 	s.String(&c.RedisAddr, "redis-addr", "HELMDESK_REDIS_ADDR", "localhost:6379", "Redis address (host:port).")
 	s.String(&c.RedisPassword, "redis-password", "HELMDESK_REDIS_PASSWORD", "", "Redis password, if any.")
@@ -98,8 +98,8 @@ func (c *Config) Declare(s *config.Set) {
 	c.Routing.Declare(s)
 	s.Check(func() error {
 		var errs []error
-		if c.InboundPartitions < 1 || c.InboundPartitions > 1024 {
-			errs = append(errs, errors.New("--kafka-inbound-partitions must be between 1 and 1024"))
+		if c.InboundPartitions < 0 || c.InboundPartitions > 1024 {
+			errs = append(errs, errors.New("--kafka-inbound-partitions must be between 0 (choose) and 1024"))
 		}
 		if c.ReplicationFactor < 1 {
 			errs = append(errs, errors.New("--kafka-replication-factor must be at least 1"))
@@ -144,6 +144,31 @@ const (
 	gatewayStartGCPercent = 100
 	gatewayStartPeriod    = time.Minute
 )
+
+// Partitions of the inbound, routing and events topics when --kafka-inbound-partitions
+// is 0. Partitions bound how many session consumers share the inbound load, so a
+// deployment gets DefaultInboundPartitions. helmdesk dev runs one process that consumes
+// every partition, where more partitions only split the same messages into smaller
+// batches, each costing a Kafka fetch, a Redis script and a Redis pipeline of its own;
+// it gets DevInboundPartitions (docs/benchmarks.md). Topics keep the partitions they
+// were created with.
+const (
+	DefaultInboundPartitions = 12
+	DevInboundPartitions     = 4
+)
+
+// InboundPartitions is the partition count for the configured one (0 chooses), in a
+// deployment or in helmdesk dev.
+func InboundPartitions(configured int, dev bool) int {
+	switch {
+	case configured > 0:
+		return configured
+	case dev:
+		return DevInboundPartitions
+	default:
+		return DefaultInboundPartitions
+	}
+}
 
 // gcPercent is the collector target to set for a process running services, at start
 // and after gatewayStartPeriod; 0 leaves Go's (GOGC, or 100).

@@ -129,10 +129,11 @@ func (p *Platform) connect(ctx context.Context) error {
 		return err
 	}
 	p.rt.Health.AddCheck("redis", func(ctx context.Context) error { return p.redis.Ping(ctx).Err() })
+	partitions := InboundPartitions(p.cfg.InboundPartitions, false)
 	err = events.EnsureTopics(ctx, p.cfg.KafkaBrokers,
-		events.TopicSpec{Name: events.TopicInbound, Partitions: p.cfg.InboundPartitions, ReplicationFactor: p.cfg.ReplicationFactor},
-		events.TopicSpec{Name: events.TopicRouting, Partitions: p.cfg.InboundPartitions, ReplicationFactor: p.cfg.ReplicationFactor},
-		events.TopicSpec{Name: events.TopicEvents, Partitions: p.cfg.InboundPartitions, ReplicationFactor: p.cfg.ReplicationFactor},
+		events.TopicSpec{Name: events.TopicInbound, Partitions: partitions, ReplicationFactor: p.cfg.ReplicationFactor},
+		events.TopicSpec{Name: events.TopicRouting, Partitions: partitions, ReplicationFactor: p.cfg.ReplicationFactor},
+		events.TopicSpec{Name: events.TopicEvents, Partitions: partitions, ReplicationFactor: p.cfg.ReplicationFactor},
 	)
 	if err != nil {
 		return err

@@ -191,6 +191,7 @@ func dev(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 	cfg.RedisPassword = ""
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.SessionAddr, cfg.RoutingAddr = "", ""
+	cfg.InboundPartitions = platform.InboundPartitions(cfg.InboundPartitions, true)
 	if cfg.EncryptionKeys == "" && cfg.EncryptionKeysFile == "" && cfg.AuditKeys == "" && cfg.AuditKeysFile == "" {
 		if cfg.EncryptionKeysFile, cfg.AuditKeysFile, err = platform.EnsureDevKeys(dc.dataDir); err != nil {
 			return err

@@ -18,9 +18,11 @@ type Dev struct {
 	URL string
 	// MongoURI reaches the embedded MongoDB (for tests that inspect what is stored).
 	MongoURI string
-	stack    *devstack.Stack
-	stop     context.CancelFunc
-	done     chan error
+	// KafkaBrokers reaches the embedded Kafka (for tests that inspect its topics).
+	KafkaBrokers []string
+	stack        *devstack.Stack
+	stop         context.CancelFunc
+	done         chan error
 }
 
 // Start starts every service on an embedded stack keeping its data in dataDir;
@@ -52,7 +54,7 @@ func Start(t testing.TB, dataDir string, logOut io.Writer, tweak func(*platform.
 		t.Fatalf("start platform: %v", err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	d := &Dev{URL: p.Scheme() + "://" + p.HTTPAddr(), MongoURI: stack.MongoURI, stack: stack, stop: cancel, done: make(chan error, 1)}
+	d := &Dev{URL: p.Scheme() + "://" + p.HTTPAddr(), MongoURI: stack.MongoURI, KafkaBrokers: stack.KafkaBrokers, stack: stack, stop: cancel, done: make(chan error, 1)}
 	go func() { d.done <- p.Run(runCtx) }()
 	t.Cleanup(func() { d.Stop(t) })
 	return d
