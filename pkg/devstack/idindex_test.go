@@ -15,18 +15,22 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// queryPlan returns SQLite's plan for FerretDB's lookup by _id in collection coll.
-func queryPlan(t *testing.T, file, coll string) string {
+// readOnly opens a FerretDB database file for reading.
+func readOnly(t *testing.T, file string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+file+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+// queryPlan returns SQLite's plan for FerretDB's lookup by _id in collection coll.
+func queryPlan(t *testing.T, file, coll string) string {
+	t.Helper()
+	table := tableOf(t, file, coll)
+	db := readOnly(t, file)
 	defer db.Close()
-	var table string
-	if err := db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table); err != nil {
-		t.Fatalf("find table of %s: %v", coll, err)
-	}
 	rows, err := db.Query(fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table), `"k1"`)
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +52,7 @@ func queryPlan(t *testing.T, file, coll string) string {
 // its _id, by index name.
 func idIndexes(t *testing.T, file, coll string) map[string]string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+file+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := readOnly(t, file)
 	defer db.Close()
 	rows, err := db.Query(`SELECT m.name, m.sql FROM sqlite_master m JOIN _ferretdb_collections c ON m.tbl_name = c.table_name
 		WHERE c.name = ? AND m.type = 'index' AND m.sql LIKE '%_id%'`, coll)
@@ -76,10 +77,7 @@ func idIndexes(t *testing.T, file, coll string) map[string]string {
 // tableOf returns the SQLite table of collection coll.
 func tableOf(t *testing.T, file, coll string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+file+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := readOnly(t, file)
 	defer db.Close()
 	var table string
 	if err := db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, coll).Scan(&table); err != nil {
