@@ -218,12 +218,8 @@ func indexNames(t *testing.T, coll *mongo.Collection) []string {
 // expression plus a second, non-unique lookup index. Started on it, the dev stack
 // rebuilds the _id index, drops the second and keeps every document and the unique _id.
 func TestIDIndexOfAnEarlierDataFolderIsRebuilt(t *testing.T) {
-	dir := t.TempDir()
+	m, dir := startMongo(t)
 	ctx := testContext(t)
-	m, err := StartMongo(ctx, dir, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	withMongo(t, m.URI(), func(c *mongo.Client) {
 		docs := make([]any, 200)
 		for i := range docs {

@@ -39,19 +39,23 @@ func TestGCPercent(t *testing.T) {
 }
 
 func TestGCPercentBounds(t *testing.T) {
-	for _, tc := range []struct {
-		value string
-		ok    bool
-	}{{"0", true}, {"10", true}, {"1000", true}, {"5", false}, {"-1", false}, {"1001", false}, {"lots", false}} {
+	checkFlagBounds(t, "gc-percent", map[string]bool{"0": true, "10": true, "1000": true, "5": false, "-1": false, "1001": false, "lots": false})
+}
+
+// checkFlagBounds parses --flag=value for each value and checks that it is accepted
+// when ok, and otherwise refused with an error naming the flag.
+func checkFlagBounds(t *testing.T, flag string, values map[string]bool) {
+	t.Helper()
+	for value, ok := range values {
 		var c Config
 		s := config.NewSet("test")
 		c.Declare(s)
-		_, err := s.Parse([]string{"--gc-percent=" + tc.value}, func(string) string { return "" })
-		if tc.ok && err != nil {
-			t.Errorf("--gc-percent=%s: %v", tc.value, err)
+		_, err := s.Parse([]string{"--" + flag + "=" + value}, func(string) string { return "" })
+		if ok && err != nil {
+			t.Errorf("--%s=%s: %v", flag, value, err)
 		}
-		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "gc-percent")) {
-			t.Errorf("--gc-percent=%s: err = %v, want one naming the setting", tc.value, err)
+		if !ok && (err == nil || !strings.Contains(err.Error(), flag)) {
+			t.Errorf("--%s=%s: err = %v, want one naming the setting", flag, value, err)
 		}
 	}
 }

@@ -1,11 +1,6 @@
 package platform
 
-import (
-	"strings"
-	"testing"
-
-	"github.com/helmdesk/helmdesk/pkg/config"
-)
+import "testing"
 
 func TestInboundPartitions(t *testing.T) {
 	for _, tc := range []struct {
@@ -36,19 +31,5 @@ func TestInboundPartitions(t *testing.T) {
 }
 
 func TestInboundPartitionsBounds(t *testing.T) {
-	for _, tc := range []struct {
-		value string
-		ok    bool
-	}{{"0", true}, {"1", true}, {"1024", true}, {"-1", false}, {"1025", false}, {"many", false}} {
-		var c Config
-		s := config.NewSet("test")
-		c.Declare(s)
-		_, err := s.Parse([]string{"--kafka-inbound-partitions=" + tc.value}, func(string) string { return "" })
-		if tc.ok && err != nil {
-			t.Errorf("--kafka-inbound-partitions=%s: %v", tc.value, err)
-		}
-		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "kafka-inbound-partitions")) {
-			t.Errorf("--kafka-inbound-partitions=%s: err = %v, want one naming the setting", tc.value, err)
-		}
-	}
+	checkFlagBounds(t, "kafka-inbound-partitions", map[string]bool{"0": true, "1": true, "1024": true, "-1": false, "1025": false, "many": false})
 }
