@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/alicebob/miniredis/v2"
 )
@@ -104,7 +106,7 @@ func takeSnapshot(mr *miniredis.Miniredis, now time.Time) (redisSnapshot, []skip
 		db := mr.DB(i) // also advances TTLs to now
 		var keys []redisSnapshotKey
 		for _, k := range db.Keys() {
-			sk, ok, err := snapshotKey(db, k, now)
+			sk, ok, err := snapshotKey(mr, db, k, now)
 			if err != nil {
 				skipped = append(skipped, skippedKey{db: i, key: k, kind: sk.Type, err: err})
 				continue
@@ -121,7 +123,12 @@ func takeSnapshot(mr *miniredis.Miniredis, now time.Time) (redisSnapshot, []skip
 }
 
 // snapshotKey reads one key. ok is false when the key vanished meanwhile.
-func snapshotKey(db *miniredis.RedisDB, k string, now time.Time) (sk redisSnapshotKey, ok bool, err error) {
+//
+// miniredis's List, SortedSet and Stream return the server's own slice or map, not
+// a copy, and release its lock before returning: reading them while clients write
+// the key is a data race (a sorted set's map iterated during a ZADD is a fatal error).
+// Those are copied under the server's lock (see copyList, copySortedSet).
+func snapshotKey(mr *miniredis.Miniredis, db *miniredis.RedisDB, k string, now time.Time) (sk redisSnapshotKey, ok bool, err error) {
 	sk = redisSnapshotKey{Key: binString(k), Type: db.Type(k)}
 	switch sk.Type {
 	case "":
@@ -146,7 +153,7 @@ func snapshotKey(db *miniredis.RedisDB, k string, now time.Time) (sk redisSnapsh
 			})
 		}
 	case redisTypeList:
-		vs, err := db.List(k)
+		vs, err := stableCopy(mr, func() ([]string, error) { return db.List(k) })
 		if err != nil {
 			return sk, false, ignoreNotFound(err)
 		}
@@ -162,13 +169,17 @@ func snapshotKey(db *miniredis.RedisDB, k string, now time.Time) (sk redisSnapsh
 		if err != nil {
 			return sk, false, ignoreNotFound(err)
 		}
+		// The map stays the key's until the key is deleted, and nothing writes it
+		// after that: copied under the lock it is the set as it was then.
+		mr.Lock()
 		for m, s := range ms {
 			sk.ZSet = append(sk.ZSet, redisZSetMember{Member: binString(m), Score: zScore(s)})
 		}
+		mr.Unlock()
 		// Map order is random; sort so unchanged data encodes identically.
 		sort.Slice(sk.ZSet, func(a, b int) bool { return sk.ZSet[a].Member < sk.ZSet[b].Member })
 	case redisTypeStream:
-		es, err := db.Stream(k)
+		es, err := stableCopy(mr, func() ([]miniredis.StreamEntry, error) { return db.Stream(k) })
 		if err != nil {
 			return sk, false, ignoreNotFound(err)
 		}
@@ -180,6 +191,34 @@ func snapshotKey(db *miniredis.RedisDB, k string, now time.Time) (sk redisSnapsh
 	}
 	sk.ExpiresAt = expiresAt(now, db.TTL(k))
 	return sk, true, nil
+}
+
+// stableCopy copies the slice read returns, which is the server's own, under the
+// server's lock. A write that replaced the slice between read and the copy (a push
+// that grew it, a trim, a pop) may have reused its array, so the copy only counts if
+// read still returns the same slice (array and length) afterwards; otherwise it is
+// taken again. Writes that change elements in place keep the slice, and the copy,
+// made under the lock, has them or not as a whole.
+func stableCopy[T any](mr *miniredis.Miniredis, read func() ([]T, error)) ([]T, error) {
+	for attempt := 1; ; attempt++ {
+		live, err := read()
+		if err != nil {
+			return nil, err
+		}
+		mr.Lock()
+		cp := slices.Clone(live)
+		mr.Unlock()
+		again, err := read()
+		if err != nil {
+			return nil, err
+		}
+		if len(again) == len(live) && unsafe.SliceData(again) == unsafe.SliceData(live) {
+			return cp, nil
+		}
+		if attempt == 100 {
+			return nil, errors.New("the key changed during every one of 100 reads")
+		}
+	}
 }
 
 func ignoreNotFound(err error) error {

@@ -1,11 +1,13 @@
 package devstack
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -335,3 +337,76 @@ func singleConnClient(t *testing.T, addr string) *redis.Client {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestRedisSnapshotWhileKeysChange takes snapshots while a client keeps writing a
+// list (pushed and trimmed, as the session service's recent buffers are) and a
+// sorted set (added to and trimmed by rank): each snapshot must hold each key as it
+// was at one moment, and taking it must not race with the writes.
+func TestRedisSnapshotWhileKeysChange(t *testing.T) {
+	const listLen, setLen = 50, 2000
+	mr := miniredis.NewMiniRedis()
+	must(t, mr.Start())
+	t.Cleanup(mr.Close)
+	c := redisClient(t, mr.Addr())
+	ctx, stop := context.WithCancel(t.Context())
+	written := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 1; err == nil && ctx.Err() == nil; i++ {
+			_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				p.RPush(ctx, "buf", i)
+				p.LTrim(ctx, "buf", -listLen, -1)
+				p.ZAdd(ctx, "board", redis.Z{Score: float64(i), Member: i})
+				p.ZRemRangeByRank(ctx, "board", 0, -setLen-1)
+				return nil
+			})
+		}
+		if ctx.Err() != nil {
+			err = nil
+		}
+		written <- err
+	}()
+
+	snapshots := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		snap, skipped := takeSnapshot(mr, time.Now())
+		if len(skipped) > 0 {
+			t.Fatalf("keys skipped: %+v", skipped)
+		}
+		for _, k := range snap.Databases[0] {
+			var got []int
+			switch k.Type {
+			case redisTypeList:
+				for _, v := range k.List {
+					got = append(got, atoi(t, string(v)))
+				}
+			case redisTypeZSet:
+				for _, m := range k.ZSet {
+					if n := atoi(t, string(m.Member)); float64(m.Score) != float64(n) {
+						t.Fatalf("member %d has score %v", n, m.Score)
+					}
+					got = append(got, atoi(t, string(m.Member)))
+				}
+				slices.Sort(got)
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i] != got[i-1]+1 {
+					t.Fatalf("%s %q: %d follows %d; a snapshot must hold the key as it was at one moment", k.Type, k.Key, got[i], got[i-1])
+				}
+			}
+		}
+		snapshots++
+	}
+	stop()
+	must(t, <-written)
+	if snapshots < 5 {
+		t.Fatalf("only %d snapshots taken", snapshots)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	must(t, err)
+	return n
+}
