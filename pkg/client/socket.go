@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,18 +43,41 @@ type Socket struct {
 	conn *websocket.Conn
 }
 
-// DialCustomer opens the customer socket of the session the token belongs to.
-func (c *Client) DialCustomer(ctx context.Context, customerToken string) (*Socket, error) {
-	return c.dial(ctx, "/api/v1/customer/ws", customerToken)
+// DialCustomer opens the customer socket of the session the token belongs to. With
+// ResumeFrom the socket resumes the session as it opens.
+func (c *Client) DialCustomer(ctx context.Context, customerToken string, opts ...DialOption) (*Socket, error) {
+	return c.dial(ctx, "/api/v1/customer/ws", customerToken, opts)
 }
 
-// DialAgent opens an agent socket with a sign-in token.
-func (c *Client) DialAgent(ctx context.Context, token string) (*Socket, error) {
-	return c.dial(ctx, "/api/v1/agent/ws", token)
+// DialAgent opens an agent socket with a sign-in token. With ResumeSession the socket
+// resumes those sessions as it opens.
+func (c *Client) DialAgent(ctx context.Context, token string, opts ...DialOption) (*Socket, error) {
+	return c.dial(ctx, "/api/v1/agent/ws", token, opts)
 }
 
-func (c *Client) dial(ctx context.Context, path, token string) (*Socket, error) {
+// DialOption adds to the upgrade request of a socket.
+type DialOption func(url.Values)
+
+// ResumeFrom resumes a customer socket's session from lastSeq as it opens, as a
+// resume frame sent first would: the resumed frame comes with the greeting.
+func ResumeFrom(lastSeq int64) DialOption {
+	return func(q url.Values) { q.Set("last_seq", strconv.FormatInt(lastSeq, 10)) }
+}
+
+// ResumeSession resumes one of an agent's sessions from lastSeq as the socket opens.
+func ResumeSession(sessionID string, lastSeq int64) DialOption {
+	return func(q url.Values) { q.Add("resume", sessionID+":"+strconv.FormatInt(lastSeq, 10)) }
+}
+
+func (c *Client) dial(ctx context.Context, path, token string, opts []DialOption) (*Socket, error) {
 	u := strings.Replace(c.BaseURL, "http", "ws", 1) + path
+	if len(opts) > 0 {
+		q := url.Values{}
+		for _, o := range opts {
+			o(q)
+		}
+		u += "?" + q.Encode()
+	}
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient: c.HTTP,
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}},

@@ -622,6 +622,10 @@ func (g *Gateway) handleAgentSocket(w http.ResponseWriter, r *http.Request, _ Pr
 // the CPU and all would finish late together. Served in turns, the first to arrive
 // are back first and the rest wait, cheaply, for a slot.
 func (g *Gateway) openSocket(w http.ResponseWriter, r *http.Request, kind tokenKind, wrongKind error) error {
+	resumes, err := parseResumes(r.URL.Query(), kind == tokenUser)
+	if err != nil {
+		return err
+	}
 	release, err := g.setupSlot(r.Context())
 	if err != nil {
 		return err
@@ -640,7 +644,7 @@ func (g *Gateway) openSocket(w http.ResponseWriter, r *http.Request, kind tokenK
 		return wrongKind
 	}
 	handedOver = true
-	g.serveSocket(w, r, p, kind == tokenUser, release)
+	g.serveSocket(w, r, p, kind == tokenUser, resumes, release)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,9 +141,82 @@ type socket struct {
 	// subscription and reaches the socket live. Sessions whose last seq the greeting
 	// could not read are left out.
 	greeted map[string]int64
+	// resumes are those the upgrade request carried (see parseResumes), until greet
+	// serves them; what greet leaves (an agent's sessions the greeting did not name)
+	// the reader serves as resume frames.
+	resumes []resumeAt
 	// setupDone gives back the gateway's setup slot (see openSocket); safe to call
 	// more than once.
 	setupDone func()
+}
+
+// resumeAt is a resume carried in the upgrade request.
+type resumeAt struct {
+	sid     string // "" on a customer socket: its one session
+	lastSeq int64
+}
+
+// maxConnectResumes bounds the resumes one upgrade request may carry; an agent
+// following more sessions sends resume frames for the rest.
+const maxConnectResumes = 500
+
+// parseResumes reads the resumes an upgrade request carries: last_seq=<seq> on a
+// customer socket, resume=<session_id>:<seq> (once per session) on an agent socket.
+// Each does what a resume frame sent first thing would, without the round trip: the
+// gateway serves them right after the greeting, so that a client up to date gets its
+// session frames and its resumed frames in the same write as the 101.
+func parseResumes(q url.Values, agent bool) ([]resumeAt, error) {
+	if !agent {
+		if _, ok := q["resume"]; ok {
+			return nil, fault.Invalid("resume", "invalid_resume", "a customer socket has one session: resume it with last_seq=<seq>")
+		}
+		vals, ok := q["last_seq"]
+		if !ok {
+			return nil, nil
+		}
+		if len(vals) != 1 {
+			return nil, fault.Invalid("last_seq", "invalid_last_seq", "give last_seq once")
+		}
+		n, err := parseLastSeq(vals[0])
+		if err != nil {
+			return nil, err
+		}
+		return []resumeAt{{lastSeq: n}}, nil
+	}
+	if _, ok := q["last_seq"]; ok {
+		return nil, fault.Invalid("last_seq", "invalid_last_seq", "an agent socket resumes each session with resume=<session_id>:<seq>")
+	}
+	vals := q["resume"]
+	if len(vals) > maxConnectResumes {
+		return nil, fault.Invalid("resume", "invalid_resume", "at most %d resumes fit in the request; send resume frames for the other sessions", maxConnectResumes)
+	}
+	out := make([]resumeAt, 0, len(vals))
+	seen := make(map[string]bool, len(vals))
+	for _, v := range vals {
+		i := strings.LastIndexByte(v, ':')
+		if i <= 0 || i > 64 {
+			return nil, fault.Invalid("resume", "invalid_resume", "resume takes <session_id>:<seq>, got %q", truncate(v, 80))
+		}
+		sid := v[:i]
+		n, err := parseLastSeq(v[i+1:])
+		if err != nil {
+			return nil, err
+		}
+		if seen[sid] {
+			return nil, fault.Invalid("resume", "invalid_resume", "session %s is resumed twice", sid)
+		}
+		seen[sid] = true
+		out = append(out, resumeAt{sid: sid, lastSeq: n})
+	}
+	return out, nil
+}
+
+func parseLastSeq(v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fault.Invalid("last_seq", "invalid_last_seq", "last_seq is the highest seq the client has: a whole number, 0 for none; got %q", truncate(v, 32))
+	}
+	return n, nil
 }
 
 var errSlowConsumer = errors.New("socket send queue full")
@@ -347,7 +421,7 @@ func (s *socket) kind() string {
 // deep stack nor the request (its span ends with the upgrade; the socket's logs keep
 // its trace id).
 // release gives back the setup slot once the socket has greeted its client.
-func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principal, agent bool, release func()) {
+func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principal, agent bool, resumes []resumeAt, release func()) {
 	lean := &leanHijacker{ResponseWriter: w, holdUpgrade: true} // run flushes it
 	conn, err := websocket.Accept(lean, r, &websocket.AcceptOptions{
 		// Sockets authenticate with a bearer token, never a cookie, so a foreign
@@ -370,7 +444,7 @@ func (g *Gateway) serveSocket(w http.ResponseWriter, r *http.Request, p Principa
 	}
 	s := &socket{g: g, conn: conn, out: lean.out, p: p, agent: agent, qlimit: qlimit, ctx: ctx, cancel: cancel, opening: true,
 		allowed: map[string]bool{}, lastSent: map[string]int64{}, parked: map[string]bool{}, pending: map[string]*pendingAck{},
-		holdUntil: time.Now().Add(resumeGrace), setupDone: release}
+		holdUntil: time.Now().Add(resumeGrace), resumes: resumes, setupDone: release}
 	go s.run()
 }
 
@@ -417,6 +491,10 @@ func (s *socket) run() {
 	defer func() { <-closed }()
 	s.greet()
 	s.setupDone()
+	for _, r := range s.resumes {
+		s.handleResume(frames.Client{Type: frames.TypeResume, SessionID: r.sid, LastSeq: &r.lastSeq})
+	}
+	s.resumes = nil
 	s.readLoop(context.WithoutCancel(ctx))
 	s.cancel(nil)
 }
@@ -500,17 +578,25 @@ func closeFrame(cause error) (websocket.StatusCode, string) {
 // sessions the greeting finds assigned to the agent. So no writer starts while the
 // socket is being greeted. The greeting goes first, then whatever was delivered
 // meanwhile, and the 101 response, held back in out, goes out in the same write.
+// The resumes the upgrade request carried come right after the greeting, before what
+// the fan-out delivered: a client that was up to date gets its resumed frames in that
+// write too.
 func (s *socket) greet() {
 	items := s.greeting()
+	resumes, fetches := s.connectResumes()
+	items = append(items, resumes...)
 	s.qmu.Lock()
 	if !s.stopped {
-		// At most 500 greeting frames: the queue's limit does not apply. The flush item
-		// ends the batch even if there is nothing else to write.
+		// At most 500 greeting frames and as many resumes: the queue's limit does not
+		// apply. The flush item ends the batch even if there is nothing else to write.
 		s.queue = append(append(items, s.queue...), outItem{kind: itemFlush})
 	}
 	s.opening = false
 	s.startWriterLocked()
 	s.qmu.Unlock()
+	for _, fetch := range fetches {
+		fetch()
+	}
 }
 
 // greeting reads where the socket's sessions stand and returns the frames that say so.
@@ -524,6 +610,7 @@ func (s *socket) greeting() []outItem {
 		}
 		sess, ok := got[0]
 		if !ok {
+			s.resumes = nil // nothing to resume
 			return rawItems(s.errorFrame("session_not_found", "this session no longer exists; start a new one", "", s.p.SessionID))
 		}
 		s.mu.Lock()
@@ -546,6 +633,35 @@ func (s *socket) greeting() []outItem {
 		items = append(items, rawItems(sessionFrame(sess))...)
 	}
 	return items
+}
+
+// connectResumes returns the queue items of the resumes the upgrade request carried,
+// for the customer's session or the agent's sessions the greeting named, and the
+// funcs that start their history fetches (to call once the items are queued). An
+// agent's other sessions need a read to be authorised; they stay in s.resumes for the
+// reader to serve after the greeting.
+func (s *socket) connectResumes() (items []outItem, fetches []func()) {
+	rest := s.resumes[:0]
+	for _, r := range s.resumes {
+		sid := s.p.SessionID
+		if s.agent {
+			s.mu.Lock()
+			ok := s.allowed[r.sid]
+			s.mu.Unlock()
+			if !ok {
+				rest = append(rest, r)
+				continue
+			}
+			sid = r.sid
+		}
+		it, fetch := s.resumeItem(sid, r.lastSeq)
+		items = append(items, it)
+		if fetch != nil {
+			fetches = append(fetches, fetch)
+		}
+	}
+	s.resumes = rest
+	return items, fetches
 }
 
 // readSummaries reads the sessions of the customer sockets being greeted at once in
@@ -894,36 +1010,48 @@ func (s *socket) handleResume(f frames.Client) {
 		s.sendError(fe.Code, fe.Message, "", f.SessionID)
 		return
 	}
+	it, fetch := s.resumeItem(sid, *f.LastSeq)
+	s.enqueue(it)
+	if fetch != nil {
+		fetch()
+	}
+}
+
+// resumeItem is the queue item that serves a resume of sid from lastSeq, and, when
+// the resume needs history, the func that starts fetching its first page ahead (nil
+// otherwise). Reader goroutine.
+//
+// Queue the item before calling fetch: anything the fetch misses was then published
+// after the item was queued and reaches the writer after it, as fan-out.
+func (s *socket) resumeItem(sid string, lastSeq int64) (it outItem, fetch func()) {
 	if n, ok := s.greeted[sid]; ok {
 		delete(s.greeted, sid) // the first resume only: later ones follow what the socket wrote
-		if *f.LastSeq == n {
+		if lastSeq == n {
 			s.g.metrics.resumes.WithLabelValues("current").Inc()
-			s.enqueue(outItem{kind: itemResume, sid: sid, lastSeq: n, current: true})
-			return
+			return outItem{kind: itemResume, sid: sid, lastSeq: n, current: true}, nil
 		}
 	}
 	s.g.metrics.resumes.WithLabelValues("replay").Inc()
-	// Queued before the fetch starts, so that anything the fetch misses was published
-	// after the resume item was queued and reaches the writer after it, as fan-out.
-	page := &pageFetch{after: *f.LastSeq, done: make(chan struct{})}
-	s.enqueue(outItem{kind: itemResume, sid: sid, lastSeq: *f.LastSeq, page: page})
+	page := &pageFetch{after: lastSeq, done: make(chan struct{})}
 	if s.prefetch == nil {
 		s.prefetch = make(chan struct{}, prefetchers)
 	}
 	slots := s.prefetch
-	go func() {
-		defer close(page.done)
-		select {
-		case slots <- struct{}{}:
-		case <-s.ctx.Done():
-			page.err = s.ctx.Err()
-			return
-		}
-		defer func() { <-slots }()
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		defer cancel()
-		page.res, page.err = s.g.sessions.ListMessages(ctx, &sessionv1.ListMessagesRequest{SessionId: sid, AfterSeq: page.after, Limit: replayPage})
-	}()
+	return outItem{kind: itemResume, sid: sid, lastSeq: lastSeq, page: page}, func() {
+		go func() {
+			defer close(page.done)
+			select {
+			case slots <- struct{}{}:
+			case <-s.ctx.Done():
+				page.err = s.ctx.Err()
+				return
+			}
+			defer func() { <-slots }()
+			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			defer cancel()
+			page.res, page.err = s.g.sessions.ListMessages(ctx, &sessionv1.ListMessagesRequest{SessionId: sid, AfterSeq: page.after, Limit: replayPage})
+		}()
+	}
 }
 
 // writeContext bounds one write. It is not cancelled when the socket ends: the

@@ -153,8 +153,9 @@ func TestOrderIsTheSameOnBothSides(t *testing.T) {
 }
 
 // customerAway has the customer send one message and lose their connection, the agent
-// then reply n times, and returns the customer's new socket (not resumed yet).
-func customerAway(t *testing.T, c *chat, replies int) *client.Socket {
+// then reply n times, and returns the customer's new socket (not resumed yet, unless
+// opts resume it as it opens).
+func customerAway(t *testing.T, c *chat, replies int, opts ...client.DialOption) *client.Socket {
 	t.Helper()
 	ctx := context.Background()
 	if err := c.cust.SendMessage(ctx, "", "c-1", "first"); err != nil {
@@ -168,7 +169,7 @@ func customerAway(t *testing.T, c *chat, replies int) *client.Socket {
 		}
 	}
 	readUntil(t, c.agent, "last reply", isMessage(int64(1+replies)))
-	cust := r(c.api.DialCustomer(ctx, c.start.CustomerToken)).must(t)
+	cust := r(c.api.DialCustomer(ctx, c.start.CustomerToken, opts...)).must(t)
 	t.Cleanup(func() { _ = cust.CloseNow() })
 	return cust
 }

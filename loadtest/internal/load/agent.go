@@ -113,6 +113,24 @@ func (r *runner) agentLoop(ctx context.Context, a *agent, sock *client.Socket) {
 			r.trace(c, agentS, "agent socket dropped: %s", cause)
 		}
 		ep := r.m.dropped(prev, "agent", a.email, cause, time.Now())
+		// The sessions the agent holds are resumed in the upgrade request, each from
+		// what the agent has (nothing reads into them while no socket is open), up
+		// to the gateway's limit; the rest with resume frames once connected.
+		type from struct {
+			c    *conv
+			last int64
+		}
+		resumes := make([]from, 0, len(held))
+		var opts []client.DialOption
+		for _, c := range held {
+			c.mu.Lock()
+			last := c.sides[agentS].lastSeq
+			c.mu.Unlock()
+			resumes = append(resumes, from{c, last})
+			if len(opts) < maxConnectResumes {
+				opts = append(opts, client.ResumeSession(c.sid, last))
+			}
+		}
 		var dialed time.Time
 		for {
 			sleep(ctx, bo.next())
@@ -121,7 +139,7 @@ func (r *runner) agentLoop(ctx context.Context, a *agent, sock *client.Socket) {
 			}
 			dialed = time.Now()
 			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			sock, err = a.api.DialAgent(dctx, a.api.Token)
+			sock, err = a.api.DialAgent(dctx, a.api.Token, opts...)
 			cancel()
 			r.m.ops.Add(1)
 			if err == nil {
@@ -136,32 +154,32 @@ func (r *runner) agentLoop(ctx context.Context, a *agent, sock *client.Socket) {
 		a.mu.Lock()
 		a.sock, a.live = sock, true
 		a.conn++
-		convs := make([]*conv, 0, len(a.convs))
-		a.pending = make(map[string]bool, len(a.convs))
-		for sid, c := range a.convs {
-			convs = append(convs, c)
-			a.pending[sid] = true
+		a.pending = make(map[string]bool, len(resumes))
+		for _, f := range resumes {
+			a.pending[f.c.sid] = true
 		}
 		a.ep = ep
-		if len(convs) == 0 {
+		if len(resumes) == 0 {
 			a.ep = nil
 		}
 		a.mu.Unlock()
 		r.m.agentsLive.Add(1)
-		if len(convs) == 0 {
+		if len(resumes) == 0 {
 			r.m.resumed(ep, now)
 		}
-		// One resume per session, from what the agent had when it reconnected (nothing
-		// has been read from the new socket yet).
-		for _, c := range convs {
-			c.mu.Lock()
-			last := c.sides[agentS].lastSeq
-			c.traceLocked(agentS, now.Sub(r.start), "agent connection %d", a.conn)
-			c.mu.Unlock()
-			r.q.push(job{kind: jobResume, c: c, from: agentS, sock: sock, lastSeq: last})
+		for i, f := range resumes {
+			f.c.mu.Lock()
+			f.c.traceLocked(agentS, now.Sub(r.start), "agent connection %d, resume last_seq=%d", a.conn, f.last)
+			f.c.mu.Unlock()
+			if i >= maxConnectResumes {
+				r.q.push(job{kind: jobResume, c: f.c, from: agentS, sock: sock, lastSeq: f.last})
+			}
 		}
 	}
 }
+
+// maxConnectResumes is the most resumes the gateway takes in an upgrade request.
+const maxConnectResumes = 500
 
 // convOf returns the conversation of a session the agent holds, else the run's.
 func (r *runner) convOf(a *agent, sid string) *conv {

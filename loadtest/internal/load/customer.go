@@ -73,9 +73,18 @@ func (r *runner) customer(ctx, rampCtx context.Context, idx int, connected func(
 			}
 			return
 		}
+		// A reconnect resumes in the upgrade request, from what this side has: nothing
+		// else reads into it while no socket is open.
+		var opts []client.DialOption
+		c.mu.Lock()
+		lastSeq := c.sides[customer].lastSeq
+		c.mu.Unlock()
+		if !first {
+			opts = append(opts, client.ResumeFrom(lastSeq))
+		}
 		dialed := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		sock, err := r.api.DialCustomer(dctx, c.token)
+		sock, err := r.api.DialCustomer(dctx, c.token, opts...)
 		cancel()
 		r.m.ops.Add(1)
 		if err != nil {
@@ -96,7 +105,6 @@ func (r *runner) customer(ctx, rampCtx context.Context, idx int, connected func(
 		c.mu.Lock()
 		c.sock = sock
 		c.conn++
-		lastSeq := c.sides[customer].lastSeq
 		c.traceLocked(customer, now.Sub(r.start), "c%d connected", c.conn)
 		if first {
 			c.live = true
@@ -112,15 +120,6 @@ func (r *runner) customer(ctx, rampCtx context.Context, idx int, connected func(
 		} else {
 			r.m.reconnects[customer].Add(1)
 			r.m.connected(ep, dialed, now)
-			// The resume goes out before anything is read from the new socket, so
-			// lastSeq is exactly what this side had when it reconnected.
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := sock.Resume(wctx, "", lastSeq)
-			cancel()
-			r.m.ops.Add(1)
-			if err != nil {
-				r.m.errf("socket:write:"+classify(err), err)
-			}
 		}
 		err = r.readCustomer(ctx, c, sock, ep)
 		c.mu.Lock()

@@ -4,8 +4,8 @@
 // hands what every side sent and received to the checker.
 //
 // Concurrency: every socket has exactly one goroutine, its reader, which also
-// reconnects it. Nothing else reads a socket, and readers never write to their
-// socket (except the resume right after a reconnect, before the first read): every
+// reconnects it, resuming in the upgrade request as the console and widget do.
+// Nothing else reads a socket, and readers never write to their socket: every
 // frame is written by a small pool of sender goroutines fed from one queue, and
 // customers' messages are paced by one scheduler goroutine holding a heap of next
 // send times. So a connection costs one goroutine plus its buffers, whatever the

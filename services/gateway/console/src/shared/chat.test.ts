@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ChatSocket, quickAttempts, slowCap } from './chat';
+import { ChatSocket, maxConnectResumes, quickAttempts, resumeURL, slowCap } from './chat';
 import type { MessageFrame, ServerFrame } from './types';
 
 // A fake WebSocket the test drives by hand, and fake timers.
@@ -115,11 +115,12 @@ describe('ChatSocket', () => {
     h = setup();
   });
 
-  it('resumes the watched session from 0 on first connect', () => {
+  it('resumes the watched session from 0 on first connect, in the upgrade request', () => {
     h.chat.watch('s1');
     h.chat.start();
+    expect(h.ws().url).toBe('ws://test/ws?access_token=t&last_seq=0');
     h.ws().open();
-    expect(h.ws().sent).toEqual([{ type: 'resume', last_seq: 0 }]);
+    expect(h.ws().sent).toEqual([]);
   });
 
   it('delivers each message once, in order, across a reconnect with replay', () => {
@@ -132,9 +133,10 @@ describe('ChatSocket', () => {
     expect(h.states.at(-1)).toBe('reconnecting');
     h.timers.advance(100);
     expect(FakeWS.all).toHaveLength(2);
-    h.ws().open();
     // Resumes from what it has, not from 0.
-    expect(h.ws().sent).toEqual([{ type: 'resume', last_seq: 3 }]);
+    expect(h.ws().url).toBe('ws://test/ws?access_token=t&last_seq=3');
+    h.ws().open();
+    expect(h.ws().sent).toEqual([]);
     // The server replays an overlap (as after a crash) and continues live.
     for (const s of [2, 3, 4, 5]) h.ws().push(msg(s));
     h.ws().push(msg(5));
@@ -271,11 +273,41 @@ describe('ChatSocket', () => {
       { type: 'typing', state: 'start', session_id: 's9' },
       { type: 'read', seq: 4, session_id: 's9' },
     ]);
-    // Closed: no longer resumed after a reconnect.
-    a.ws().push({ type: 'session', session_id: 's9', status: 'closed', agent_id: 'me' });
+    // Followed sessions are resumed in the upgrade request after a reconnect.
+    a.ws().push({ type: 'resumed', session_id: 's9', last_seq: 0 });
+    a.ws().push(msg(1, { session_id: 's9' }));
+    a.ws().push({ type: 'session', session_id: 's7', status: 'assigned', agent_id: 'me' });
     a.ws().drop();
     a.timers.advance(100);
+    expect(a.ws().url).toBe('ws://test/ws?access_token=t&resume=s9%3A1&resume=s7%3A0');
     a.ws().open();
     expect(a.ws().sent).toEqual([]);
+    // Gaps are expected until each session's resumed frame: no second resume.
+    a.ws().push(msg(3, { session_id: 's9' }));
+    expect(a.ws().sent).toEqual([]);
+    // Closed: no longer resumed after a reconnect.
+    a.ws().push({ type: 'session', session_id: 's9', status: 'closed', agent_id: 'me' });
+    a.ws().push({ type: 'session', session_id: 's7', status: 'closed', agent_id: 'me' });
+    a.ws().drop();
+    a.timers.advance(100);
+    expect(a.ws().url).toBe('ws://test/ws?access_token=t');
+    a.ws().open();
+    expect(a.ws().sent).toEqual([]);
+  });
+
+  it('resumes what does not fit in the upgrade request with frames', () => {
+    const a = setup(true);
+    const sids = Array.from({ length: maxConnectResumes + 1 }, (_, i) => `s${i}`);
+    for (const sid of sids) a.chat.watch(sid);
+    a.chat.start();
+    expect(new URL(a.ws().url).searchParams.getAll('resume')).toEqual(sids.slice(0, maxConnectResumes).map((sid) => `${sid}:0`));
+    a.ws().open();
+    expect(a.ws().sent).toEqual([{ type: 'resume', last_seq: 0, session_id: sids[maxConnectResumes] }]);
+  });
+
+  it('builds the upgrade URL with or without a query', () => {
+    expect(resumeURL('ws://h/api/v1/customer/ws', false, [['s1', 7]])).toBe('ws://h/api/v1/customer/ws?last_seq=7');
+    expect(resumeURL('ws://h/ws?access_token=t', false, [])).toBe('ws://h/ws?access_token=t');
+    expect(resumeURL('ws://h/ws', true, [['a b', 2]])).toBe('ws://h/ws?resume=a%20b%3A2');
   });
 });

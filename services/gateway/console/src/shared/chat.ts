@@ -1,8 +1,8 @@
 // ChatSocket: a WebSocket client for the chat protocol (docs/websocket.md) that
 // survives network loss. It reconnects with backoff, resumes every session it
-// follows from the last seq it delivered, resends unacknowledged messages with
-// their original client_msg_id (the server deduplicates them), and hands the app
-// each message exactly once, in order.
+// follows from the last seq it delivered (in the upgrade request), resends
+// unacknowledged messages with their original client_msg_id (the server
+// deduplicates them), and hands the app each message exactly once, in order.
 
 import { SeqTracker } from './seq';
 import type { MessageFrame, ServerFrame } from './types';
@@ -54,6 +54,23 @@ export interface ChatSocketOptions {
 }
 
 let counter = 0;
+
+/** The most sessions resumed in the upgrade request; the rest send resume frames. */
+export const maxConnectResumes = 500;
+
+/**
+ * The socket URL with the resumes of `from` (session id → last seq) carried in the
+ * upgrade request (docs/websocket.md): `last_seq` for a customer's one session,
+ * `resume=<session_id>:<seq>` per session for an agent. The server answers them with
+ * the greeting, so a reconnect costs no extra round trip.
+ */
+export function resumeURL(url: string, agent: boolean, from: [string, number][]): string {
+  if (from.length === 0) return url;
+  const params = agent
+    ? from.map(([sid, seq]) => `resume=${encodeURIComponent(`${sid}:${seq}`)}`)
+    : [`last_seq=${from[0][1]}`];
+  return url + (url.includes('?') ? '&' : '?') + params.join('&');
+}
 
 /** Reconnect attempts made at the quick cap before the delay grows to slowCap. */
 export const quickAttempts = 15;
@@ -238,10 +255,12 @@ export class ChatSocket {
     if (this.stopped) return;
     this.dropSocket();
     this.setState(this.attempt === 0 && this.state !== 'reconnecting' ? 'connecting' : 'reconnecting');
+    // The sessions followed are resumed in the upgrade request (a customer has one).
+    const carried = [...this.watched].slice(0, this.opts.agent ? maxConnectResumes : 1);
     let ws: WebSocket;
     try {
       const WS = this.opts.WebSocket ?? WebSocket;
-      ws = new WS(this.opts.url());
+      ws = new WS(resumeURL(this.opts.url(), this.opts.agent, carried.map((sid) => [sid, this.seq.get(sid)])));
     } catch {
       this.scheduleReconnect();
       return;
@@ -252,7 +271,8 @@ export class ChatSocket {
       this.attempt = 0;
       this.setState('open');
       this.resuming.clear();
-      for (const sid of this.watched) this.resume(sid);
+      for (const sid of carried) this.resuming.add(sid);
+      for (const sid of this.watched) if (!carried.includes(sid)) this.resume(sid);
       for (const p of this.pending.values()) if (!p.acked && !p.failed) this.transmitSend(p);
     };
     ws.onmessage = (ev: MessageEvent) => {
