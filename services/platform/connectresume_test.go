@@ -37,16 +37,7 @@ func TestUpgradeResumeOfACurrentCustomerReadsNoHistory(t *testing.T) {
 	if len(frames) != 2 || frames[0].Type != "session" || frames[1].LastSeq != 3 {
 		t.Fatalf("upgrade resume of a current customer gave %+v, want the session frame then resumed at 3", frames)
 	}
-	if n := historyCalls(t, c.url); n != reads {
-		t.Fatalf("the resume read history %d times, want none", n-reads)
-	}
-	nextLiveIsOnly(t, c, cust, 4)
-	if err := cust.Resume(ctx, "", 1); err != nil {
-		t.Fatal(err)
-	}
-	if seqs, frames := resumeSeqs(t, cust); fmt.Sprint(seqs) != "[2 3]" || frames[len(frames)-1].LastSeq != 4 {
-		t.Fatalf("resume frame after the upgrade resume replayed %v then %+v, want 2 3 then last_seq 4", seqs, frames[len(frames)-1])
-	}
+	afterCurrentResume(t, c, cust, reads)
 }
 
 // An agent resumes each session in the upgrade request. Its own sessions are replayed

@@ -293,14 +293,20 @@ func TestResumeOfACurrentClientReadsNoHistory(t *testing.T) {
 	if len(seqs) != 0 || frames[len(frames)-1].LastSeq != 3 {
 		t.Fatalf("resume of a current client replayed %v then %+v, want nothing then last_seq 3", seqs, frames[len(frames)-1])
 	}
+	afterCurrentResume(t, c, cust, reads)
+}
+
+// afterCurrentResume checks a customer socket just resumed at seq 3 without a replay
+// (it had 1 to 3): the resume read no history since reads, live messages follow
+// (seq 4), and as the greeting's seq is stale now, resuming again from 1 reads history
+// and replays 2 and 3 (the socket wrote 4 itself).
+func afterCurrentResume(t *testing.T, c *chat, cust *client.Socket, reads int) {
+	t.Helper()
 	if n := historyCalls(t, c.url); n != reads {
 		t.Fatalf("the resume read history %d times, want none", n-reads)
 	}
 	nextLiveIsOnly(t, c, cust, 4)
-
-	// The greeting's seq is stale now: resuming again from 1 reads history and
-	// replays 2 and 3 (the socket wrote 4 itself).
-	if err := cust.Resume(ctx, "", 1); err != nil {
+	if err := cust.Resume(context.Background(), "", 1); err != nil {
 		t.Fatal(err)
 	}
 	if seqs, frames := resumeSeqs(t, cust); fmt.Sprint(seqs) != "[2 3]" || frames[len(frames)-1].LastSeq != 4 {
