@@ -72,8 +72,8 @@ func (g *Gateway) routeTable() []route {
 		{"POST /api/v1/sessions/{id}/csat", customerOnly, g.handleCSAT},
 		{"POST /api/v1/sessions/{id}/reviews", need(PermReviewsWrite), g.handleAddReview},
 		{"GET /api/v1/sessions/{id}/reviews", need(PermReviewsRead), g.handleListReviews},
-		{"GET /api/v1/customer/ws", public, g.handleCustomerSocket},
-		{"GET /api/v1/agent/ws", public, g.handleAgentSocket},
+		{"GET " + customerSocketPath, public, g.handleCustomerSocket},
+		{"GET " + agentSocketPath, public, g.handleAgentSocket},
 		{"GET /api/v1/customers", need(PermCustomersRead), g.handleFindCustomers},
 		{"DELETE /api/v1/customers/{id}", need(PermCustomersErase), g.handleEraseCustomer},
 		// channels

@@ -51,9 +51,7 @@ func (w *leanHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.out = &batchWriter{conn: conn}
 	if w.upgrade {
 		w.out.Hold()
-		_, _ = io.WriteString(w.out, "HTTP/1.1 101 Switching Protocols\r\n")
-		_ = w.Header().Write(w.out)
-		_, _ = io.WriteString(w.out, "\r\n")
+		writeUpgrade(w.out, w.Header())
 	}
 	bw := bufio.NewWriterSize(w.out, socketWriteBuffer)
 	n := brw.Reader.Buffered()
@@ -155,4 +153,30 @@ func (w *batchWriter) drop() {
 	*w.buf = (*w.buf)[:0]
 	batchBufs.Put(w.buf)
 	w.buf = nil
+}
+
+// writeUpgrade writes the held 101 response. Unlike http.Header.Write it does not
+// sort the fields (their order means nothing to a client): in a profile of a
+// restarted gateway's reconnect storm, Header.Write was 8% of the gateway's CPU,
+// most of it growing the stack for the sort. Line breaks in a value become
+// spaces, as net/http makes them.
+func writeUpgrade(out io.Writer, h http.Header) {
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\n"...)
+	for k, vs := range h {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			for i := 0; i < len(v); i++ {
+				c := v[i]
+				if c == '\r' || c == '\n' {
+					c = ' '
+				}
+				b = append(b, c)
+			}
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "\r\n"...)
+	_, _ = out.Write(b)
 }

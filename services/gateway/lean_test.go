@@ -162,6 +162,8 @@ func TestUpgradeGoesOutWithTheFirstFrames(t *testing.T) {
 	counted := &countingListener{Listener: ln}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Request-Id", "r-1")
+		w.Header()["Vary"] = []string{"Origin", "Accept"}
+		w.Header().Set("X-Note", "a\r\nInjected: 1")
 		lean := &leanHijacker{ResponseWriter: w, holdUpgrade: true}
 		c, err := websocket.Accept(lean, r, nil)
 		if err != nil {
@@ -197,7 +199,8 @@ func TestUpgradeGoesOutWithTheFirstFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.CloseNow()
-	if res.StatusCode != http.StatusSwitchingProtocols || res.Header.Get("X-Request-Id") != "r-1" {
+	if res.StatusCode != http.StatusSwitchingProtocols || res.Header.Get("X-Request-Id") != "r-1" ||
+		strings.Join(res.Header.Values("Vary"), ",") != "Origin,Accept" || res.Header.Get("X-Note") != "a  Injected: 1" || res.Header.Get("Injected") != "" {
 		t.Fatalf("upgrade answered %d with headers %v", res.StatusCode, res.Header)
 	}
 	for i := 1; i <= 3; i++ {
