@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -208,7 +209,7 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 //
 // Socket upgrades get a lighter trace than otelhttp's: a server span started
 // directly (the trace context extracted only when the request carries one), with
-// its attributes set only when the span is recorded. otelhttp wraps the response
+// its attributes (and the response status) taken only when the span is recorded. otelhttp wraps the response
 // writer and the body, computes its attributes and looks for trace headers on
 // every request; after a gateway restart every client reconnects at once, and
 // in a profile of that storm this work, with the stack growth its frames cause,
@@ -241,11 +242,21 @@ func (g *Gateway) instrument(mux *http.ServeMux) http.Handler {
 			ctx = observability.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
 		}
 		ctx, span := tracer.Start(ctx, r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer))
-		if span.IsRecording() {
-			span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
-				attribute.String("user_agent.original", r.UserAgent()), attribute.String("client.address", r.RemoteAddr))
+		defer span.End()
+		if !span.IsRecording() {
+			h.ServeHTTP(w, r.WithContext(ctx))
+			return
 		}
-		h.ServeHTTP(w, r.WithContext(ctx))
-		span.End()
+		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+			attribute.String("user_agent.original", r.UserAgent()), attribute.String("client.address", r.RemoteAddr))
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r.WithContext(ctx))
+		if rec.status == 0 {
+			rec.status = http.StatusSwitchingProtocols
+		}
+		span.SetAttributes(attribute.Int("http.response.status_code", rec.status))
+		if rec.status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(rec.status))
+		}
 	})
 }

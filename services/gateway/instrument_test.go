@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -28,12 +29,15 @@ func TestSocketUpgradesKeepTheirSpan(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+customerSocketPath, note)
-	mux.HandleFunc("GET "+agentSocketPath, note)
+	mux.HandleFunc("GET "+agentSocketPath, func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, trace.SpanContextFromContext(r.Context()))
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
 	mux.HandleFunc("GET /api/v1/sessions", note)
 	h := g.instrument(mux)
 
 	const remoteTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
-	get := func(path string, traceparent bool) {
+	get := func(path string, traceparent bool, want int) {
 		r := httptest.NewRequest(http.MethodGet, path, nil)
 		r.Header.Set("User-Agent", "widget/1.0")
 		if traceparent {
@@ -41,13 +45,13 @@ func TestSocketUpgradesKeepTheirSpan(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		if w.Code != http.StatusNoContent {
+		if w.Code != want {
 			t.Fatalf("%s: %d", path, w.Code)
 		}
 	}
-	get(customerSocketPath, true)
-	get(agentSocketPath, false)
-	get("/api/v1/sessions", true)
+	get(customerSocketPath, true, http.StatusNoContent)
+	get(agentSocketPath, false, http.StatusServiceUnavailable)
+	get("/api/v1/sessions", true, http.StatusNoContent)
 
 	spans := rec.Ended()
 	if len(spans) != 3 || len(seen) != 3 {
@@ -68,11 +72,15 @@ func TestSocketUpgradesKeepTheirSpan(t *testing.T) {
 	if agentSock.SpanContext().TraceID().String() == remoteTrace || agentSock.Parent().IsValid() {
 		t.Errorf("a socket without a traceparent joined trace %s", agentSock.SpanContext().TraceID())
 	}
+	if agentSock.Status().Code != codes.Error {
+		t.Errorf("a socket answered 503 has span status %v", agentSock.Status())
+	}
 	attrs := map[attribute.Key]string{}
 	for _, a := range sock.Attributes() {
 		attrs[a.Key] = a.Value.Emit()
 	}
-	if attrs["http.request.method"] != "GET" || attrs["url.path"] != customerSocketPath || attrs["user_agent.original"] != "widget/1.0" {
+	if attrs["http.request.method"] != "GET" || attrs["url.path"] != customerSocketPath || attrs["user_agent.original"] != "widget/1.0" ||
+		attrs["http.response.status_code"] != "204" {
 		t.Errorf("socket span attributes %v", attrs)
 	}
 	if rest.Name() != "GET /api/v1/sessions" || rest.SpanContext().TraceID().String() != remoteTrace {
