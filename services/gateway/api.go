@@ -636,7 +636,9 @@ func (g *Gateway) openSocket(w http.ResponseWriter, r *http.Request, kind tokenK
 			release()
 		}
 	}()
+	start := time.Now()
 	p, err := g.identity.authenticate(r.Context(), bearer(r))
+	g.metrics.setupSteps.authenticate.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,13 @@ type metrics struct {
 	wsErrors        *prometheus.CounterVec
 	resumes         *prometheus.CounterVec
 	setupWait       prometheus.Histogram
+	setupSteps      setupSteps
 	auditFailures   prometheus.Counter
+}
+
+// setupSteps time the steps of an opening socket while it holds its setup slot.
+type setupSteps struct {
+	authenticate, subscribe, presence, greet prometheus.Observer
 }
 
 // New prepares the gateway.
@@ -113,6 +119,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Gateway, error) {
 			auditFailures:   f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_gateway_audit_failures_total", Help: "Audit entries that could not be appended (each is also logged)."}),
 		},
 	}
+	steps := f.NewHistogramVec(prometheus.HistogramOpts{Name: "helmdesk_gateway_socket_setup_step_seconds",
+		Help:    "Time an opening socket spends in each step of its setup while it holds a setup slot: authenticate (its token), subscribe (until Redis confirms its fan-out channel), presence (an agent's console recorded as connected), greet (reading where its sessions stand). With the wait for a slot, where a reconnect storm's time goes.",
+		Buckets: observability.LatencyBuckets}, []string{"step"})
+	g.metrics.setupSteps = setupSteps{authenticate: steps.WithLabelValues("authenticate"), subscribe: steps.WithLabelValues("subscribe"),
+		presence: steps.WithLabelValues("presence"), greet: steps.WithLabelValues("greet")}
 	g.greetings = &groupcommit.Group[string, *sessionv1.Session]{Write: g.readSummaries, Max: session.MaxSummaries}
 	g.handler = g.routes()
 	return g, nil

@@ -468,18 +468,22 @@ func (s *socket) run() {
 	} else {
 		channel = frames.SessionChannel(p.SessionID)
 	}
+	start := time.Now()
 	if err := g.hub.subscribe(ctx, channel, s); err != nil {
 		g.log.WarnContext(ctx, "subscribe socket", slog.Any(logkey.Error, err))
 		s.flushAndClose(websocket.StatusTryAgainLater, `{"reconnect":true,"reason":"fan-out unavailable"}`)
 		return
 	}
 	defer g.hub.unsubscribe(channel, s)
+	g.metrics.setupSteps.subscribe.Observe(time.Since(start).Seconds())
 	s.qmu.Lock()
 	s.pinger = time.AfterFunc(pingEvery, func() { s.push(outItem{kind: itemPing}) })
 	s.qmu.Unlock()
 	// Runs after stop (deferred below): the writer and the timers are gone by then.
 	if s.agent {
+		start = time.Now()
 		defer s.startPresence()()
+		g.metrics.setupSteps.presence.Observe(time.Since(start).Seconds())
 	}
 	defer s.stop()
 
@@ -489,7 +493,9 @@ func (s *socket) run() {
 	// without a close frame.
 	closed := s.closeWhenEnded()
 	defer func() { <-closed }()
+	start = time.Now()
 	s.greet()
+	g.metrics.setupSteps.greet.Observe(time.Since(start).Seconds())
 	s.setupDone()
 	for _, r := range s.resumes {
 		s.handleResume(frames.Client{Type: frames.TypeResume, SessionID: r.sid, LastSeq: &r.lastSeq})
