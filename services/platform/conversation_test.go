@@ -333,17 +333,8 @@ func TestResumeOfANewSessionReadsNoHistory(t *testing.T) {
 // historyCalls is how many history reads the gateway has asked of the session service.
 func historyCalls(t *testing.T, url string) int {
 	t.Helper()
-	res, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range metricLines(t, url) {
 		if strings.HasPrefix(line, "helmdesk_grpc_client_duration_seconds_count{") && strings.Contains(line, "/ListMessages\"") {
 			v, err := strconv.Atoi(line[strings.LastIndexByte(line, ' ')+1:])
 			if err != nil {
@@ -353,6 +344,21 @@ func historyCalls(t *testing.T, url string) int {
 		}
 	}
 	return n
+}
+
+// metricLines returns the lines of the gateway's /metrics.
+func metricLines(t *testing.T, url string) []string {
+	t.Helper()
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(string(body), "\n")
 }
 
 func TestResumeWithAHugeGapPointsToHistory(t *testing.T) {

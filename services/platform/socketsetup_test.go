@@ -3,8 +3,6 @@ package platform_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,18 +52,9 @@ func waitSetupSteps(t *testing.T, url string, want map[string]int) map[string]in
 
 func setupSteps(t *testing.T, url string) map[string]int {
 	t.Helper()
-	res, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]int{}
 	const prefix = `helmdesk_gateway_socket_setup_step_seconds_count{step="`
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range metricLines(t, url) {
 		if rest, ok := strings.CutPrefix(line, prefix); ok {
 			step, count, _ := strings.Cut(rest, `"} `)
 			n, err := strconv.Atoi(count)
