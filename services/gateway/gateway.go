@@ -219,15 +219,16 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // instrument records latency by route pattern and traces the request.
 //
 // Socket upgrades get a lighter trace than otelhttp's: a server span started
-// directly (the trace context extracted only when the request carries one), with
-// its attributes (and the response status) taken only when the span is recorded. otelhttp wraps the response
+// directly (the trace context extracted only when the request carries one), its
+// attributes set only when the span is recorded. otelhttp wraps the response
 // writer and the body, computes its attributes and looks for trace headers on
-// every request; after a gateway restart every client reconnects at once, and
-// in a profile of that storm this work, with the stack growth its frames cause,
-// was 15% of the restarted gateway's CPU (docs/benchmarks.md). The span's ids,
-// which the socket's logs carry, and the latency metric by route are unchanged.
+// every request; after a gateway restart every client reconnects at once, and in
+// a profile of that storm this work, with the stack growth its frames cause, was
+// 15% of the restarted gateway's CPU (docs/benchmarks.md). The span's ids, which
+// the socket's logs carry, and the latency metric by route are unchanged.
 func (g *Gateway) instrument(mux *http.ServeMux) http.Handler {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// serve routes the request, records its latency and returns its status.
+	serve := func(w http.ResponseWriter, r *http.Request) int {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		mux.ServeHTTP(rec, r)
@@ -239,8 +240,10 @@ func (g *Gateway) instrument(mux *http.ServeMux) http.Handler {
 			rec.status = http.StatusSwitchingProtocols // hijacked by a WebSocket
 		}
 		g.rt.Metrics.HTTPRequestDuration.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
-	})
-	traced := otelhttp.NewHandler(h, "http", otelhttp.WithTracerProvider(g.rt.Tracer), otelhttp.WithPropagators(observability.Propagator),
+		return rec.status
+	}
+	traced := otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r) }), "http",
+		otelhttp.WithTracerProvider(g.rt.Tracer), otelhttp.WithPropagators(observability.Propagator),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
 	tracer := g.rt.Tracer.Tracer(tracerName)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -254,20 +257,15 @@ func (g *Gateway) instrument(mux *http.ServeMux) http.Handler {
 		}
 		ctx, span := tracer.Start(ctx, r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
+		status := serve(w, r.WithContext(ctx))
 		if !span.IsRecording() {
-			h.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
 		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
-			attribute.String("user_agent.original", r.UserAgent()), attribute.String("client.address", r.RemoteAddr))
-		rec := &statusRecorder{ResponseWriter: w}
-		h.ServeHTTP(rec, r.WithContext(ctx))
-		if rec.status == 0 {
-			rec.status = http.StatusSwitchingProtocols
-		}
-		span.SetAttributes(attribute.Int("http.response.status_code", rec.status))
-		if rec.status >= http.StatusInternalServerError {
-			span.SetStatus(codes.Error, http.StatusText(rec.status))
+			attribute.String("user_agent.original", r.UserAgent()), attribute.String("client.address", r.RemoteAddr),
+			attribute.Int("http.response.status_code", status))
+		if status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(status))
 		}
 	})
 }
