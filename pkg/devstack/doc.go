@@ -9,6 +9,9 @@
 //     (see [StartMongo]), plus two helpers working on those files: an index
 //     for lookups by _id (idindex.go) and a checkpointer that keeps the
 //     write-ahead log's checkpoints off the writers' path (walcheckpoint.go).
+//     Its SQLite connections wait for the write lock in Go, woken by the
+//     commit that frees it, rather than in SQLite's sleeping busy handler
+//     (sqlitewait.go).
 //     It implements a subset of MongoDB; see
 //     docs/toolchain.md for what is missing (transactions, change streams,
 //     TTL indexes, $lookup, ...).

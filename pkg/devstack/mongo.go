@@ -25,6 +25,9 @@ type Mongo struct {
 	stopHelpers context.CancelFunc
 	helpers     sync.WaitGroup
 
+	// stopWaiting ends the write lock wait of sqlitewait.go for this data directory.
+	stopWaiting func()
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -59,10 +62,12 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 	// is the right trade for a development stack; production runs MongoDB.
 	// temp_store=memory keeps statement journals (every multi-row insert in a
 	// transaction writes one) in memory instead of spilling them to temporary files.
-	// Checkpoints are left to the checkpointer (see walcheckpoint.go).
+	// Checkpoints are left to the checkpointer (see walcheckpoint.go), and waits for the
+	// write lock to the connection hook of sqlitewait.go.
 	sqliteURL := (&url.URL{Scheme: "file", Path: abs + string(filepath.Separator),
 		RawQuery: "_pragma=synchronous(normal)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(0)"}).String()
 
+	stopWaiting := waitForWriteLockIn(abs)
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Logger:    atLeast(logger, slog.LevelError),
@@ -70,6 +75,7 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 		SQLiteURL: sqliteURL,
 	})
 	if err != nil {
+		stopWaiting()
 		return nil, fmt.Errorf("create ferretdb in %s: %w", abs, err)
 	}
 
@@ -80,10 +86,11 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m := &Mongo{
-		uri:    uri,
-		logger: logger,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		uri:         uri,
+		logger:      logger,
+		cancel:      cancel,
+		done:        make(chan struct{}),
+		stopWaiting: stopWaiting,
 	}
 	go func() {
 		defer close(m.done)
@@ -117,6 +124,7 @@ func (m *Mongo) Close() error {
 		m.helpers.Wait()
 		m.cancel()
 		<-m.done
+		m.stopWaiting()
 		m.logger.Debug("mongo stopped")
 	})
 	return m.closeErr
