@@ -59,15 +59,14 @@ var writeLock = struct {
 // lockWaiter is a connection waiting for the write lock. A release wakes the oldest
 // waiter; the wake-up is kept until it waits, so none is lost.
 type lockWaiter struct {
-	db   uintptr
 	wake chan struct{}
 }
 
 var registerWriteLockHook sync.Once
 
-// waitForWriteLockIn makes connections to the SQLite databases in dir wait for the
-// write lock as described above, until the returned function is called. The
-// connections opened before are not changed.
+// waitForWriteLockIn makes the connections to the SQLite databases in dir that are
+// opened from now until the returned function is called wait for the write lock as
+// described above (for as long as they stay open).
 func waitForWriteLockIn(dir string) (release func()) {
 	registerWriteLockHook.Do(func() { sqlite.RegisterConnectionHook(installWriteLockWait) })
 	dir = filepath.Clean(dir)
@@ -171,7 +170,7 @@ func writeLockBusy(_ *libc.TLS, db uintptr, count int32) int32 {
 	}
 	w := writeLock.byDB[db]
 	if w == nil {
-		w = &lockWaiter{db: db, wake: make(chan struct{}, 1)}
+		w = &lockWaiter{wake: make(chan struct{}, 1)}
 		writeLock.byDB[db] = w
 		writeLock.queue = append(writeLock.queue, w)
 	}
