@@ -197,10 +197,11 @@ func writeLockRolledBack(_ *libc.TLS, db uintptr) {
 }
 
 // writeLockReleased takes the connection that held the lock off the queue (it got
-// what it waited for) and wakes the oldest waiter. A waiter that has not taken its
-// last wake-up yet is still on its way to the lock (or ended a write transaction
-// without a commit hook); the next one is woken too, so that such a waiter never
-// holds up the others for longer than one release.
+// what it waited for) and wakes the oldest waiter that has taken its last wake-up.
+// One that has not is still on its way to the lock, or is not waiting any more: it
+// got the lock and ended without a commit (a read that had to wait, a write
+// transaction that wrote nothing), and it leaves the queue when it next waits or
+// commits. Such a connection takes at most one wake-up meant for the others.
 func writeLockReleased(db uintptr) {
 	writeLock.mu.Lock()
 	dequeueLocked(db)
