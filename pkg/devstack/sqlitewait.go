@@ -49,17 +49,18 @@ var (
 // writeLock is what the busy handlers of the dev stack's connections wait on.
 var writeLock = struct {
 	mu    sync.Mutex
-	dirs  map[string]int // directories whose databases wait in Go, with their users
-	queue []*lockWaiter  // connections waiting for the write lock, oldest first
-	byDB  map[uintptr]*lockWaiter
-	since map[uintptr]time.Time // when each connection's current wait began
-	waits atomic.Int64          // busy handler calls, for tests
-}{dirs: map[string]int{}, byDB: map[uintptr]*lockWaiter{}, since: map[uintptr]time.Time{}}
+	dirs  map[string]int          // directories whose databases wait in Go, with their users
+	conns map[uintptr]*lockWaiter // connections in a wait, by SQLite handle
+	queue []*lockWaiter           // those of them waiting for a release, oldest first
+	waits atomic.Int64            // busy handler calls, for tests
+}{dirs: map[string]int{}, conns: map[uintptr]*lockWaiter{}}
 
-// lockWaiter is a connection waiting for the write lock. A release wakes the oldest
-// waiter; the wake-up is kept until it waits, so none is lost.
+// lockWaiter is a connection's wait for the write lock. A release wakes the oldest
+// queued waiter; the wake-up is kept until it waits, so none is lost.
 type lockWaiter struct {
-	wake chan struct{}
+	since  time.Time // when the wait began
+	queued bool
+	wake   chan struct{}
 }
 
 var registerWriteLockHook sync.Once
@@ -149,29 +150,29 @@ func writeLockBusy(_ *libc.TLS, db uintptr, count int32) int32 {
 	writeLock.waits.Add(1)
 	now := time.Now()
 	writeLock.mu.Lock()
-	if count == 0 {
-		// A new wait. The lock may have been released since the attempt that failed:
-		// try once more before queueing.
-		writeLock.since[db] = now
-		dequeueLocked(db)
-		writeLock.mu.Unlock()
-		return 1
+	w := writeLock.conns[db]
+	if count == 0 || w == nil {
+		// A new wait.
+		if w != nil {
+			dequeueLocked(w)
+		}
+		w = &lockWaiter{since: now, wake: make(chan struct{}, 1)}
+		writeLock.conns[db] = w
+		if count == 0 {
+			// The lock may have been released since the attempt that failed: try
+			// once more before queueing.
+			writeLock.mu.Unlock()
+			return 1
+		}
 	}
-	began, ok := writeLock.since[db]
-	if !ok {
-		began = now
-		writeLock.since[db] = now
-	}
-	if now.Sub(began) >= writeLockTimeout {
-		delete(writeLock.since, db)
-		dequeueLocked(db)
+	if now.Sub(w.since) >= writeLockTimeout {
+		delete(writeLock.conns, db)
+		dequeueLocked(w)
 		writeLock.mu.Unlock()
 		return 0
 	}
-	w := writeLock.byDB[db]
-	if w == nil {
-		w = &lockWaiter{wake: make(chan struct{}, 1)}
-		writeLock.byDB[db] = w
+	if !w.queued {
+		w.queued = true
 		writeLock.queue = append(writeLock.queue, w)
 	}
 	writeLock.mu.Unlock()
@@ -204,8 +205,10 @@ func writeLockRolledBack(_ *libc.TLS, db uintptr) {
 // commits. Such a connection takes at most one wake-up meant for the others.
 func writeLockReleased(db uintptr) {
 	writeLock.mu.Lock()
-	dequeueLocked(db)
-	delete(writeLock.since, db)
+	if w := writeLock.conns[db]; w != nil {
+		delete(writeLock.conns, db)
+		dequeueLocked(w)
+	}
 	for _, w := range writeLock.queue {
 		select {
 		case w.wake <- struct{}{}:
@@ -217,12 +220,11 @@ func writeLockReleased(db uintptr) {
 	writeLock.mu.Unlock()
 }
 
-func dequeueLocked(db uintptr) {
-	w := writeLock.byDB[db]
-	if w == nil {
+func dequeueLocked(w *lockWaiter) {
+	if !w.queued {
 		return
 	}
-	delete(writeLock.byDB, db)
+	w.queued = false
 	if i := slices.Index(writeLock.queue, w); i >= 0 {
 		writeLock.queue = slices.Delete(writeLock.queue, i, i+1)
 	}

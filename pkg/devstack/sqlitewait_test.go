@@ -53,12 +53,8 @@ func holdWriteLock(t *testing.T, ctx context.Context, db *sql.DB) *sql.Conn {
 	return c
 }
 
-// insertBehind inserts a row from another connection and reports the result.
-func insertBehind(ctx context.Context, db *sql.DB) <-chan error {
-	return insertTagged(ctx, db, "waiter")
-}
-
-func insertTagged(ctx context.Context, db *sql.DB, v string) <-chan error {
+// insertBehind inserts the row v from another connection and reports the result.
+func insertBehind(ctx context.Context, db *sql.DB, v string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		_, err := db.ExecContext(ctx, "INSERT INTO t (v) VALUES (?)", v)
@@ -117,7 +113,7 @@ func TestWritersWaitForTheWriteLockInGo(t *testing.T) {
 		for _, end := range []string{"COMMIT", "ROLLBACK"} {
 			holder := holdWriteLock(t, ctx, db)
 			before := writeLock.waits.Load()
-			done := insertBehind(ctx, db)
+			done := insertBehind(ctx, db, "waiter")
 			// The waiter is in this file's busy handler, past its first retry.
 			waitForBusyCalls(t, before+1)
 			select {
@@ -155,7 +151,7 @@ func TestWritersWaitForTheWriteLockInGo(t *testing.T) {
 		holder := holdWriteLock(t, ctx, db)
 		var done []<-chan error
 		for i := range 3 {
-			done = append(done, insertTagged(ctx, db, fmt.Sprint("waiter ", i)))
+			done = append(done, insertBehind(ctx, db, fmt.Sprint("waiter ", i)))
 			waitForQueue(t, i+1)
 		}
 		if _, err := holder.ExecContext(ctx, "COMMIT"); err != nil {
@@ -193,7 +189,7 @@ func TestWritersWaitForTheWriteLockInGo(t *testing.T) {
 		db := openSQLite(t, dir)
 		holder := holdWriteLock(t, ctx, db)
 		start := time.Now()
-		err := <-insertBehind(ctx, db)
+		err := <-insertBehind(ctx, db, "waiter")
 		var se *sqlite.Error
 		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY {
 			t.Fatalf("insert while the lock is held past the timeout: %v, want SQLITE_BUSY", err)
@@ -215,7 +211,7 @@ func TestWritersWaitForTheWriteLockInGo(t *testing.T) {
 		db := openSQLite(t, t.TempDir())
 		holder := holdWriteLock(t, ctx, db)
 		before := writeLock.waits.Load()
-		done := insertBehind(ctx, db)
+		done := insertBehind(ctx, db, "waiter")
 		time.Sleep(50 * time.Millisecond) // long enough for SQLite's handler to run several times
 		if _, err := holder.ExecContext(ctx, "COMMIT"); err != nil {
 			t.Fatal(err)
