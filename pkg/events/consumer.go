@@ -36,6 +36,48 @@ type Handler interface {
 	HandleBatch(ctx context.Context, b Batch) error
 }
 
+// Pipeliner is a Handler whose batches can overlap: StartBatch does the part of a
+// batch that must happen in order and returns while the rest (a write that takes a
+// while) goes on, so that the partition's next batch can start. The consumer starts
+// a partition's batches in order and commits each once done reports nil for it and
+// for every batch before it.
+//
+// An error from StartBatch, or on done, stops the pipeline: the consumer waits for
+// every batch started, then hands the failed batch and every one after it to
+// HandleBatch again, one at a time, in order. Both must therefore be idempotent.
+type Pipeliner interface {
+	Handler
+	StartBatch(ctx context.Context, b Batch) (done <-chan error, err error)
+}
+
+// A partition keeps at most pipelineBatches batches, and pipelineRecords records,
+// started and not yet done.
+const (
+	pipelineBatches = 256
+	pipelineRecords = 10_000
+)
+
+// ownerKey carries the context of the consumer-group generation a batch was handed
+// out in.
+type ownerKey struct{}
+
+// StillOwner reports whether the batch that ctx belongs to was handed out in a
+// consumer-group generation that is still current: this member still owns the
+// batch's partition, so nobody else writes its keys. It is false once the group
+// rebalances, once a heartbeat fails (the member may already have been replaced), on
+// shutdown, and outside a Consumer. The batch itself still finishes either way.
+func StillOwner(ctx context.Context) bool {
+	gen, ok := ctx.Value(ownerKey{}).(context.Context)
+	return ok && gen.Err() == nil
+}
+
+// WithGeneration returns ctx carrying gen, the context of the consumer-group
+// generation a batch was handed out in, as Consumer passes it to handlers (and as
+// handlers' tests can).
+func WithGeneration(ctx, gen context.Context) context.Context {
+	return context.WithValue(ctx, ownerKey{}, gen)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, b Batch) error
 
@@ -182,7 +224,105 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 		pending, lastCommit = -1, time.Now()
 	}
 	defer commit()
+	// finished settles a batch that is done: its offsets may be committed.
+	finished := func(b Batch, start time.Time) {
+		last := b.Messages[len(b.Messages)-1]
+		pending = last.Offset + 1
+		if time.Since(lastCommit) >= commitEvery {
+			commit()
+		}
+		handleTime.Observe(time.Since(start).Seconds())
+		consumed.Add(float64(len(b.Messages)))
+		lag.Set(float64(max(last.HighWaterMark-last.Offset-1, 0)))
+	}
+	// begin starts a batch's span and context. A batch that started is finished even
+	// when shutdown begins, so that its offsets get committed rather than replayed by
+	// the next owner.
+	begin := func(b Batch) (context.Context, func()) {
+		hctx, cancel := context.WithTimeout(WithGeneration(context.WithoutCancel(ContextFrom(ctx, b.Messages[0])), ctx), handleTimeout)
+		bctx, span := c.tracer.Start(hctx, "kafka consume "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("messaging.consumer.group.name", c.cfg.GroupID), attribute.Int("messaging.destination.partition.id", partition), attribute.Int("messaging.batch.message_count", len(b.Messages))))
+		return bctx, func() { span.End(); cancel() }
+	}
+	// handle runs a batch to completion, retrying it after a backoff until it
+	// succeeds; false means the consumer is stopping and the batch was not handled.
+	handle := func(b Batch) bool {
+		for attempt := 0; ; attempt++ {
+			bctx, end := begin(b)
+			err := c.handler.HandleBatch(bctx, b)
+			end()
+			if err == nil {
+				return true
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			backoff := min(time.Duration(1<<min(attempt, 6))*50*time.Millisecond, 3*time.Second)
+			logger.ErrorContext(bctx, "handle batch, will retry", slog.Any(logkey.Error, err), slog.Int64(logkey.Offset, b.Messages[0].Offset), slog.Duration("backoff", backoff))
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(backoff):
+			}
+		}
+	}
+
+	// Batches a Pipeliner started and that are not yet settled, oldest first.
+	type startedBatch struct {
+		batch Batch
+		start time.Time
+		done  <-chan error
+		end   func()
+	}
+	var started []startedBatch
+	records := 0
+	// settle settles started batches in order: those done, waiting for at least the
+	// first must of them (all: len(started)). When one failed, it waits for the rest
+	// and handles the failed one and all after it again, in order. False means the
+	// consumer is stopping.
+	settle := func(must int) bool {
+		for n := 0; len(started) > 0; n++ {
+			head := started[0]
+			var err error
+			if n < must {
+				err = <-head.done
+			} else {
+				select {
+				case err = <-head.done:
+				default:
+					return true
+				}
+			}
+			head.end()
+			if err != nil {
+				logger.WarnContext(ctx, "pipelined batch failed, handling it and the batches after it again", slog.Any(logkey.Error, err), slog.Int64(logkey.Offset, head.batch.Messages[0].Offset), slog.Int(logkey.Count, len(started)))
+				again := started
+				started, records = nil, 0
+				for _, b := range again[1:] {
+					<-b.done
+					b.end()
+				}
+				for _, b := range again {
+					if !handle(b.batch) {
+						return false
+					}
+					finished(b.batch, b.start)
+				}
+				return true
+			}
+			started[0] = startedBatch{}
+			started = started[1:]
+			records -= len(head.batch.Messages)
+			finished(head.batch, head.start)
+		}
+		return true
+	}
+	defer func() { settle(len(started)) }()
+	pipeliner, pipelined := c.handler.(Pipeliner)
 	for {
+		if !settle(0) {
+			return
+		}
 		fctx, cancel := context.WithTimeout(ctx, commitEvery)
 		msgs, err := c.fetchBatch(fctx, r)
 		cancel()
@@ -191,7 +331,11 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 				return
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
-				commit() // idle: settle what was handled
+				// Idle: settle what was handled.
+				if !settle(len(started)) {
+					return
+				}
+				commit()
 				continue
 			}
 			logger.WarnContext(ctx, "fetch from partition", slog.Any(logkey.Error, err))
@@ -202,37 +346,31 @@ func (c *Consumer) consumePartition(ctx context.Context, gen *kafka.Generation, 
 			delay.Observe(max(start.Sub(msgs[0].Time), 0).Seconds())
 		}
 		batch := Batch{Topic: topic, Partition: partition, Messages: msgs}
-		for attempt := 0; ; attempt++ {
-			// A batch that started is finished even when shutdown begins, so that its
-			// offsets get committed rather than replayed by the next owner.
-			hctx, cancel := context.WithTimeout(context.WithoutCancel(ContextFrom(ctx, msgs[0])), handleTimeout)
-			bctx, span := c.tracer.Start(hctx, "kafka consume "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithAttributes(attribute.String("messaging.consumer.group.name", c.cfg.GroupID), attribute.Int("messaging.destination.partition.id", partition), attribute.Int("messaging.batch.message_count", len(msgs))))
-			err = c.handler.HandleBatch(bctx, batch)
-			span.End()
-			cancel()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
+		if !pipelined {
+			if !handle(batch) {
 				return
 			}
-			backoff := min(time.Duration(1<<min(attempt, 6))*50*time.Millisecond, 3*time.Second)
-			logger.ErrorContext(bctx, "handle batch, will retry", slog.Any(logkey.Error, err), slog.Int64(logkey.Offset, msgs[0].Offset), slog.Duration("backoff", backoff))
-			select {
-			case <-ctx.Done():
+			finished(batch, start)
+			continue
+		}
+		for len(started) > 0 && (len(started) >= pipelineBatches || records+len(msgs) > pipelineRecords) {
+			if !settle(1) { // full: wait for the oldest
 				return
-			case <-time.After(backoff):
 			}
 		}
-		last := msgs[len(msgs)-1]
-		pending = last.Offset + 1
-		if time.Since(lastCommit) >= commitEvery {
-			commit()
+		bctx, end := begin(batch)
+		done, err := pipeliner.StartBatch(bctx, batch)
+		if err != nil {
+			end()
+			// The batches before it first, then this one, in order.
+			if !settle(len(started)) || !handle(batch) {
+				return
+			}
+			finished(batch, start)
+			continue
 		}
-		handleTime.Observe(time.Since(start).Seconds())
-		consumed.Add(float64(len(msgs)))
-		lag.Set(float64(max(last.HighWaterMark-last.Offset-1, 0)))
+		started = append(started, startedBatch{batch: batch, start: start, done: done, end: end})
+		records += len(msgs)
 	}
 }
 

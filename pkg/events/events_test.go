@@ -456,3 +456,195 @@ func TestPublishToAMissingTopicFails(t *testing.T) {
 		t.Fatalf("publish: %v, want unknown topic", err)
 	}
 }
+
+// A handler can tell whether its partition is still this member's: true while the
+// generation lasts, false once it ends (here, on shutdown, while the batch finishes).
+func TestStillOwnerEndsWithTheGeneration(t *testing.T) {
+	if events.StillOwner(context.Background()) {
+		t.Fatal("StillOwner outside a consumer must be false")
+	}
+	brokers := testdeps.Kafka(t)
+	rt := apptest.Runtime(t)
+	ctx := context.Background()
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "owner", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
+	defer p.Close()
+	env, err := events.NewEnvelope("test", "test", "k", wrapperspb.String("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, events.Record{Topic: "owner", Envelope: env}); err != nil {
+		t.Fatal(err)
+	}
+	during, release, after := make(chan bool, 1), make(chan struct{}), make(chan bool, 1)
+	var once sync.Once
+	h := events.HandlerFunc(func(hctx context.Context, _ events.Batch) error {
+		once.Do(func() {
+			during <- events.StillOwner(hctx)
+			<-release
+			deadline := time.Now().Add(10 * time.Second)
+			for events.StillOwner(hctx) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			after <- events.StillOwner(hctx)
+		})
+		return nil
+	})
+	cctx, stop := context.WithCancel(ctx)
+	c := events.NewConsumer(events.ConsumerConfig{Brokers: brokers, GroupID: "owner", Topics: []string{"owner"}}, h, rt.Logger, rt.Metrics, rt.Tracer)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(cctx) }()
+	if !<-during {
+		t.Fatal("StillOwner was false while the generation was current")
+	}
+	stop()
+	close(release)
+	if <-after {
+		t.Fatal("StillOwner stayed true after the member left the group")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pipeliner starts batches whose second part finishes on its own goroutine after a
+// delay, and fails one batch's second part once.
+type pipeliner struct {
+	mu          sync.Mutex
+	started     []int64 // first offsets, in the order StartBatch saw them
+	handled     []int64 // first offsets, in the order HandleBatch saw them
+	done        map[int64]bool
+	running     int
+	maxRunning  int
+	failAt      int64 // the batch holding this offset fails once on done
+	failed      bool
+	slowFirstMs int
+}
+
+func (p *pipeliner) HandleBatch(_ context.Context, b events.Batch) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.handled = append(p.handled, b.Messages[0].Offset)
+	for _, m := range b.Messages {
+		p.done[m.Offset] = true
+	}
+	return nil
+}
+
+func (p *pipeliner) StartBatch(_ context.Context, b events.Batch) (<-chan error, error) {
+	p.mu.Lock()
+	p.started = append(p.started, b.Messages[0].Offset)
+	p.running++
+	p.maxRunning = max(p.maxRunning, p.running)
+	fail := false
+	for _, m := range b.Messages {
+		if m.Offset == p.failAt && !p.failed {
+			p.failed, fail = true, true
+		}
+	}
+	delay := time.Duration(p.slowFirstMs) * time.Millisecond
+	p.slowFirstMs = 0
+	p.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(delay + time.Millisecond)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.running--
+		if fail {
+			done <- errors.New("insert failed")
+			return
+		}
+		for _, m := range b.Messages {
+			p.done[m.Offset] = true
+		}
+		done <- nil
+	}()
+	return done, nil
+}
+
+// A Pipeliner's batches overlap; a failed one is handled again, with every batch
+// after it, in order; only what is done is committed.
+func TestPipelinedBatchesOverlapAndAFailureIsHandledAgainInOrder(t *testing.T) {
+	brokers := testdeps.Kafka(t)
+	rt := apptest.Runtime(t)
+	ctx := context.Background()
+	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "pipe", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	prod := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
+	defer prod.Close()
+	const n = 300
+	h := &pipeliner{done: map[int64]bool{}, failAt: 150, slowFirstMs: 300}
+	cctx, stop := context.WithCancel(ctx)
+	c := events.NewConsumer(events.ConsumerConfig{Brokers: brokers, GroupID: "pipe", Topics: []string{"pipe"}, MaxBatch: 5}, h, rt.Logger, rt.Metrics, rt.Tracer)
+	finished := make(chan error, 1)
+	go func() { finished <- c.Run(cctx) }()
+	for i := range n {
+		env, err := events.NewEnvelope("test", "test", "k", wrapperspb.String(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := prod.Publish(ctx, events.Record{Topic: "pipe", Envelope: env}); err != nil {
+			t.Fatal(err)
+		}
+		if i < 20 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor(t, "every record done", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.done) == n })
+	stop()
+	if err := <-finished; err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.maxRunning < 2 {
+		t.Fatalf("batches never overlapped (at most %d running)", h.maxRunning)
+	}
+	if !h.failed || len(h.handled) == 0 {
+		t.Fatalf("the failed batch was not handled again: failed=%v handled=%v", h.failed, h.handled)
+	}
+	// The batches handled again are the failed one and the ones started after it, in
+	// order.
+	first := -1
+	for i, off := range h.started {
+		if off == h.handled[0] {
+			first = i
+		}
+	}
+	if first < 0 || h.handled[0] > 150 {
+		t.Fatalf("handled again from offset %d; started %v", h.handled[0], h.started)
+	}
+	for i, off := range h.handled {
+		if first+i >= len(h.started) || h.started[first+i] != off {
+			t.Fatalf("handled again %v, want the batches started from %d on: %v", h.handled, h.handled[0], h.started[first:])
+		}
+	}
+
+	// Everything was committed: a new member of the group gets only new records.
+	for i := range 5 {
+		env, err := events.NewEnvelope("test", "test", "k", wrapperspb.String(fmt.Sprint(n+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := prod.Publish(ctx, events.Record{Topic: "pipe", Envelope: env}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h2 := &pipeliner{done: map[int64]bool{}, failAt: -1}
+	cctx2, stop2 := context.WithCancel(ctx)
+	c2 := events.NewConsumer(events.ConsumerConfig{Brokers: brokers, GroupID: "pipe", Topics: []string{"pipe"}}, h2, rt.Logger, rt.Metrics, rt.Tracer)
+	go func() { finished <- c2.Run(cctx2) }()
+	waitFor(t, "the new records", func() bool { h2.mu.Lock(); defer h2.mu.Unlock(); return len(h2.done) >= 5 })
+	time.Sleep(300 * time.Millisecond)
+	stop2()
+	<-finished
+	h2.mu.Lock()
+	defer h2.mu.Unlock()
+	if len(h2.done) != 5 {
+		t.Fatalf("a new member was handed %d records, want the 5 new ones", len(h2.done))
+	}
+}
