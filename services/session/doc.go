@@ -10,7 +10,8 @@
 // session id; the member of the "session" consumer group that owns a partition is the
 // single writer for its sessions: it deduplicates by (session_id, client_msg_id),
 // assigns seq 1, 2, 3, … per session, persists each fetched batch with one insert,
-// fans the frames out over Redis pub/sub to the gateways, publishes message_created,
-// and only then commits the offsets. Assignments the routing service makes later
+// fans the frames out over Redis pub/sub to the gateways (before the insert when the
+// batch's seqs continue what this member stored, after it otherwise), publishes
+// message_created, and only then commits the offsets. Assignments the routing service makes later
 // (queue drains) arrive on the routing topic and are applied the same way.
 package session

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -26,13 +27,94 @@ type pending struct {
 	stored     bool // a dup whose seq is known to be in MongoDB already
 }
 
-// HandleBatch is the partition owner's write path: dedup, sequence, persist, fan out,
+// HandleBatch is the partition owner's write path: dedup, sequence, fan out, persist,
 // publish. It is idempotent, so a batch replayed after a crash changes nothing twice.
+//
+// A session whose new seqs continue the ones this process last stored (or fanned out
+// as final) for it, while it still owns the partition, is fanned out before the insert
+// rather than after it: its seqs are final (a replay gives the same messages the same
+// seqs, and the insert cannot refuse them), and the message is already durable in
+// Kafka. Any other session (the first batch after a start or a rebalance, state
+// rebuilt or lost in Redis) is fanned out only once the insert has shown its seqs to
+// be right.
 func (s *Service) HandleBatch(ctx context.Context, b events.Batch) error {
+	// The consumer hands a batch over whole only when none of the partition's is
+	// running: the ones after it start a new chain.
+	s.chainMu.Lock()
+	delete(s.chains, b.Partition)
+	s.chainMu.Unlock()
+	w, err := s.startWrite(ctx, b)
+	if err != nil || w == nil {
+		return err
+	}
+	return w.finish(ctx, nil, nil)
+}
+
+// StartBatch is HandleBatch with its insert left running: the consumer starts the
+// partition's next batch meanwhile, so a slow insert holds up neither the fan-out of
+// the sessions that can go before it nor the batches behind it. The batches of a
+// partition move their watermarks in the order they started; a batch whose
+// predecessor failed fails too, without moving a stored watermark past messages that
+// are not stored.
+func (s *Service) StartBatch(ctx context.Context, b events.Batch) (<-chan error, error) {
+	s.chainMu.Lock()
+	if s.chains == nil {
+		s.chains = map[int]*link{}
+	}
+	prev := s.chains[b.Partition]
+	mine := &link{ordered: make(chan struct{})}
+	s.chains[b.Partition] = mine
+	s.chainMu.Unlock()
+	w, err := s.startWrite(ctx, b)
+	if err != nil {
+		// The consumer waits for the batches before this one and handles it again.
+		mine.err = err
+		close(mine.ordered)
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() {
+		if w != nil {
+			done <- w.finish(ctx, prev, mine)
+			return
+		}
+		var err error
+		if prev != nil {
+			<-prev.ordered
+			err = prev.err
+		}
+		mine.err = err
+		close(mine.ordered)
+		done <- err
+	}()
+	return done, nil
+}
+
+// link is a partition's batch in the order the Redis steps of its batches run.
+type link struct {
+	ordered chan struct{} // closed once the batch's Redis step is done or failed
+	err     error         // set before ordered is closed
+}
+
+// write is an inbound batch sequenced, and fanned out where it may be before it is
+// stored.
+type write struct {
+	s         *Service
+	order     []string
+	bySession map[string][]*pending
+	states    map[string]seqResult
+	late      []string
+	size      int
+	fanned    time.Time
+}
+
+// startWrite decodes and sequences the batch and fans out the sessions that may go
+// before the insert. It returns nil when the batch holds no message to write.
+func (s *Service) startWrite(ctx context.Context, b events.Batch) (*write, error) {
 	start := time.Now()
 	order, bySession := s.decodeInbound(ctx, b)
 	if len(order) == 0 {
-		return nil
+		return nil, nil
 	}
 	oldest := start
 	for _, ps := range bySession {
@@ -43,20 +125,61 @@ func (s *Service) HandleBatch(ctx context.Context, b events.Batch) error {
 	s.metrics.stages.WithLabelValues("wait").Observe(start.Sub(oldest).Seconds())
 	states, err := s.sequenceAll(ctx, order, bySession)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sequenced := time.Now()
 	s.metrics.stages.WithLabelValues("sequence").Observe(sequenced.Sub(start).Seconds())
-	if err := s.persist(ctx, bySession); err != nil {
-		return err
+	early, late := s.storedSeqs.split(order, bySession, events.StillOwner(ctx), s.cfg.RecentSize)
+	if len(early) > 0 {
+		if err := s.fanOut(ctx, early, bySession, states); err != nil {
+			s.storedSeqs.forget(order)
+			return nil, err
+		}
+		s.storedSeqs.fannedOut(early, bySession)
+		s.metrics.fanouts.WithLabelValues("before_store").Add(float64(len(early)))
 	}
+	fanned := time.Now()
+	s.metrics.stages.WithLabelValues("fanout").Observe(fanned.Sub(sequenced).Seconds())
+	return &write{s: s, order: order, bySession: bySession, states: states, late: late, size: len(b.Messages), fanned: fanned}, nil
+}
+
+// finish stores the batch and, once the Redis step of the partition's batch before it
+// (prev, if any) is done without error, delivers it: fans out the rest, moves the
+// watermarks, publishes message_created. mine, if not nil, is told when this batch's
+// Redis step is done.
+func (w *write) finish(ctx context.Context, prev, mine *link) error {
+	s := w.s
+	ordered := func(err error) {
+		if mine != nil {
+			mine.err = err
+			close(mine.ordered)
+		}
+	}
+	err := s.persist(ctx, w.bySession)
 	persisted := time.Now()
-	s.metrics.stages.WithLabelValues("persist").Observe(persisted.Sub(sequenced).Seconds())
-	if err := s.deliver(ctx, order, bySession, states); err != nil {
+	s.metrics.stages.WithLabelValues("persist").Observe(persisted.Sub(w.fanned).Seconds())
+	if prev != nil {
+		<-prev.ordered
+		if err == nil && prev.err != nil {
+			err = fmt.Errorf("an earlier batch of the partition failed: %w", prev.err)
+		}
+	}
+	if err == nil {
+		delivering := time.Now()
+		err = s.deliver(ctx, w.order, w.late, w.bySession, w.states, ordered)
+		s.metrics.stages.WithLabelValues("deliver").Observe(time.Since(delivering).Seconds())
+	} else {
+		ordered(err)
+	}
+	if err != nil {
+		s.storedSeqs.forget(w.order)
 		return err
 	}
-	s.metrics.stages.WithLabelValues("deliver").Observe(time.Since(persisted).Seconds())
-	s.metrics.batchSize.Observe(float64(len(b.Messages)))
+	if len(w.late) > 0 {
+		s.metrics.fanouts.WithLabelValues("after_store").Add(float64(len(w.late)))
+	}
+	s.storedSeqs.record(w.bySession)
+	s.metrics.batchSize.Observe(float64(w.size))
 	return nil
 }
 
@@ -216,34 +339,75 @@ func (s *Service) persist(ctx context.Context, bySession map[string][]*pending) 
 	return fmt.Errorf("stale sequence state for %d sessions", len(stale))
 }
 
-// deliver fans the batch out to gateways, keeps the recent buffer, records first
-// responses and publishes message_created.
-func (s *Service) deliver(ctx context.Context, order []string, bySession map[string][]*pending, states map[string]seqResult) error {
+// fanOut sends the sessions' messages to gateways and appends them to the sessions'
+// recent buffers, in one Redis round trip.
+func (s *Service) fanOut(ctx context.Context, sids []string, bySession map[string][]*pending, states map[string]seqResult) error {
+	pipe := s.deps.Redis.Pipeline()
+	if err := s.addFanOut(ctx, pipe, sids, bySession, states); err != nil {
+		return err
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("fan out batch: %w", err)
+	}
+	return nil
+}
+
+// addFanOut queues the fan-out of the sessions' messages on pipe. Each message goes
+// into the recent buffer before it is published: a socket subscribes before it reads
+// the buffer, so a message published before the socket subscribed is in the buffer it
+// reads, and one published after reaches it live.
+func (s *Service) addFanOut(ctx context.Context, pipe redis.Pipeliner, sids []string, bySession map[string][]*pending, states map[string]seqResult) error {
+	for _, sid := range sids {
+		ps, agent := bySession[sid], states[sid].agent
+		for _, p := range ps {
+			payload, err := frames.Encode(p.acceptedAt, p.msg.Frame())
+			if err != nil {
+				return fmt.Errorf("encode message frame: %w", err)
+			}
+			// Repeats go into the recent buffer too (readers drop the copies): after a
+			// crash between persisting a batch and its fan-out, the replayed batch is
+			// all repeats, and this is what puts its messages into the buffer.
+			pipe.RPush(ctx, recentKey(sid), payload[8:])
+			pipe.Publish(ctx, frames.SessionChannel(sid), payload)
+			if agent != "" {
+				pipe.Publish(ctx, frames.AgentChannel(agent), payload)
+			}
+		}
+		if len(ps) > 0 {
+			pipe.LTrim(ctx, recentKey(sid), int64(-s.cfg.RecentSize), -1)
+			pipe.Expire(ctx, recentKey(sid), s.cfg.StateTTL)
+		}
+	}
+	return nil
+}
+
+// deliver runs once the batch is stored. Its Redis step, in one round trip, fans out
+// the sessions in late (those not fanned out before the insert), moves every
+// session's stored watermark and claims first responses; ordered is called right
+// after it (with its error), since the Redis steps of a partition's batches must
+// follow each other. Then, concurrently, it records the first responses it claimed
+// and publishes message_created.
+func (s *Service) deliver(ctx context.Context, order, late []string, bySession map[string][]*pending, states map[string]seqResult, ordered func(error)) error {
 	pipe := s.deps.Redis.Pipeline()
 	var records []events.Record
+	type claim struct {
+		sid string
+		at  time.Time
+		n   *redis.IntCmd
+	}
+	var claims []claim
 	touch(ctx, pipe, time.Now(), order...)
+	if err := s.addFanOut(ctx, pipe, late, bySession, states); err != nil {
+		ordered(err)
+		return err
+	}
 	for _, sid := range order {
 		ps, ok := bySession[sid]
 		if !ok {
 			continue
 		}
-		agent, responded := states[sid].agent, states[sid].responded
-		pushed := false
+		responded := states[sid].responded
 		for _, p := range ps {
-			frame := p.msg.Frame()
-			payload, err := frames.Encode(p.acceptedAt, frame)
-			if err != nil {
-				return fmt.Errorf("encode message frame: %w", err)
-			}
-			pipe.Publish(ctx, frames.SessionChannel(sid), payload)
-			if agent != "" {
-				pipe.Publish(ctx, frames.AgentChannel(agent), payload)
-			}
-			// Repeats go into the recent buffer too (readers drop the copies): after a
-			// crash between persisting a batch and this step, the replayed batch is all
-			// repeats, and this is what puts its messages into the buffer.
-			pipe.RPush(ctx, recentKey(sid), payload[8:])
-			pushed = true
 			if p.dup {
 				s.metrics.duplicates.Inc()
 				continue
@@ -254,42 +418,46 @@ func (s *Service) deliver(ctx context.Context, order []string, bySession map[str
 				Sender: &eventsv1.Sender{Type: p.msg.Sender.Type, Id: p.msg.Sender.ID}, Text: p.msg.Text, CreatedAt: timestamppb.New(p.msg.CreatedAt), Event: p.msg.Event,
 			}})
 			if err != nil {
+				ordered(err)
 				return err
 			}
 			env.Id = events.StableID(fmt.Sprintf("%s:%s:%d", events.TypeMessageCreated, sid, p.msg.Seq))
 			records = append(records, events.Record{Topic: events.TopicEvents, Envelope: env})
-			// Only a session whose state showed no first response yet needs the claim
-			// (a Redis round trip); the claim still decides, once, between racing writers.
+			// Only a session whose state showed no first response yet needs the claim;
+			// the claim still decides, once, between racing writers.
 			if p.msg.Sender.Type == frames.SenderAgent && !responded {
 				responded = true
-				if first, err := s.state.claimFirstResponse(ctx, sid); err == nil && first {
-					if err := s.repo.markFirstResponse(ctx, sid, p.msg.CreatedAt); err != nil {
-						return err
-					}
-				}
+				claims = append(claims, claim{sid: sid, at: p.msg.CreatedAt, n: s.state.addClaimFirstResponse(ctx, pipe, sid)})
 			}
-		}
-		if pushed {
-			pipe.LTrim(ctx, recentKey(sid), int64(-s.cfg.RecentSize), -1)
-			pipe.Expire(ctx, recentKey(sid), s.cfg.StateTTL)
 		}
 		// Fresh messages carry the session's newest seqs, and persist stored them.
 		if last := ps[len(ps)-1]; !last.dup {
 			pipe.Set(ctx, storedKey(sid), last.msg.Seq, s.cfg.StateTTL)
 		}
 	}
-	// The fan-out and the events are independent: do both at once.
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		err = fmt.Errorf("fan out batch: %w", err)
+	}
+	ordered(err)
+	if err != nil {
+		return err
+	}
+	// The events and the first responses are independent: do both at once.
 	published := make(chan error, 1)
 	go func() { published <- s.deps.Producer.Publish(ctx, records...) }()
-	_, fanErr := pipe.Exec(ctx)
-	pubErr := <-published
-	if fanErr != nil {
-		return fmt.Errorf("fan out batch: %w", fanErr)
+	var markErr error
+	for _, c := range claims {
+		if c.n.Val() == 1 {
+			if markErr = s.repo.markFirstResponse(ctx, c.sid, c.at); markErr != nil {
+				break
+			}
+		}
 	}
-	if pubErr != nil {
+	if pubErr := <-published; pubErr != nil {
 		return fmt.Errorf("publish message_created: %w", pubErr)
 	}
-	return nil
+	return markErr
 }
 
 // handleRouting applies assignments the routing service made outside a request.

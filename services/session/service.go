@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,6 +56,13 @@ type Service struct {
 	// as few InsertMany calls as possible: databases pay per call far more than per
 	// document (FerretDB's SQLite backend takes one transaction per call).
 	inserts *groupcommit.Group[Message, bool]
+	// storedSeqs decides which sessions of an inbound batch are fanned out before it
+	// is stored.
+	storedSeqs storedSeqs
+	// chains orders the Redis steps (watermarks, late fan-outs) of each partition's
+	// pipelined batches.
+	chainMu sync.Mutex
+	chains  map[int]*link
 }
 
 type metrics struct {
@@ -63,8 +71,12 @@ type metrics struct {
 	duplicates prometheus.Counter
 	active     prometheus.Gauge
 	batchSize  prometheus.Histogram
+	// fanouts counts sessions of inbound batches by whether they were fanned out
+	// before or after the batch was stored.
+	fanouts *prometheus.CounterVec
 	// stages times the inbound write path: wait (from the gateway accepting a message
-	// to its batch starting), sequence, persist and deliver.
+	// to its batch starting), sequence, fanout (before the insert), persist and deliver
+	// (after it).
 	stages *prometheus.HistogramVec
 	// historyReads counts message history reads by where they were answered from, and
 	// for MongoDB why the recent buffer could not answer.
@@ -84,8 +96,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		duplicates: f.NewCounter(prometheus.CounterOpts{Name: "helmdesk_session_messages_duplicate_total", Help: "Inbound messages recognised as repeats of an earlier client_msg_id."}),
 		active:     f.NewGauge(prometheus.GaugeOpts{Name: "helmdesk_session_active_sessions", Help: "Sessions not yet closed (queued or assigned), cluster-wide."}),
 		batchSize:  f.NewHistogram(prometheus.HistogramOpts{Name: "helmdesk_session_inbound_batch_size", Help: "Messages per persisted inbound batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
+		fanouts: f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_session_inbound_fanouts_total",
+			Help: "Sessions of inbound batches fanned out to gateways, by when: before_store (seqs known final) or after_store."}, []string{"when"}),
 		stages: f.NewHistogramVec(prometheus.HistogramOpts{Name: "helmdesk_session_inbound_stage_seconds",
-			Help: "Inbound write path by stage: wait (gateway accept to batch start, oldest message), sequence, persist, deliver.", Buckets: observability.LatencyBuckets}, []string{"stage"}),
+			Help: "Inbound write path by stage: wait (gateway accept to batch start, oldest message), sequence, fanout (before the insert), persist, deliver (after it).", Buckets: observability.LatencyBuckets}, []string{"stage"}),
 		historyReads: f.NewCounterVec(prometheus.CounterOpts{Name: "helmdesk_session_history_reads_total",
 			Help: "Message history reads (resumes, REST pages) by source: recent (Redis) or mongodb, with why Redis could not answer (no_state, empty, older, hole, redis_error)."}, []string{"source", "miss"}),
 	}
@@ -106,6 +120,18 @@ func (s *Service) Run(ctx context.Context) error {
 	inbound := events.NewConsumer(events.ConsumerConfig{Brokers: s.deps.Brokers, GroupID: s.cfg.ConsumerGroup, Topics: []string{events.TopicInbound}}, s, s.log, rt.Metrics, rt.Tracer)
 	routed := events.NewConsumer(events.ConsumerConfig{Brokers: s.deps.Brokers, GroupID: s.cfg.ConsumerGroup + "-routing", Topics: []string{events.TopicRouting}}, events.HandlerFunc(s.handleRouting), s.log, rt.Metrics, rt.Tracer)
 	return app.RunAll(ctx, inbound, routed, app.RunnerFunc(s.refreshGauges), app.RunnerFunc(s.sweepIdle))
+}
+
+// Assigned is told when the inbound consumer group rebalances: another member may
+// have written this member's sessions in between, so what it stored before counts no
+// more.
+func (s *Service) Assigned(topic string, _ []int) {
+	if topic == events.TopicInbound {
+		s.storedSeqs.reset()
+		s.chainMu.Lock()
+		s.chains = nil
+		s.chainMu.Unlock()
+	}
 }
 
 const activeSessionsKey = "hd:stats:active_sessions"
@@ -471,6 +497,14 @@ func (s *Service) ListMessages(ctx context.Context, sid string, afterSeq int64, 
 			break
 		}
 		out = append(out, m.Frame())
+	}
+	// The newest messages may be fanned out before they are stored: a run that
+	// ends short of the session's last seq goes on from the recent buffer.
+	if end := afterSeq + int64(len(out)); known && !more && end < last && len(out) < limit {
+		if tail, miss, err := s.state.recentAfter(ctx, sid, end, limit-len(out)); err == nil && miss == "" {
+			out = append(out, tail...)
+			more = afterSeq+int64(len(out)) < last
+		}
 	}
 	return out, more, nil
 }

@@ -197,13 +197,10 @@ func (s *stateStore) setAgent(ctx context.Context, sid, agentID, group string, s
 	return nil
 }
 
-// claimFirstResponse returns true exactly once per session: for its first agent message.
-func (s *stateStore) claimFirstResponse(ctx context.Context, sid string) (bool, error) {
-	n, err := s.rdb.HIncrBy(ctx, stateKey(sid), "fr", 1).Result()
-	if err != nil {
-		return false, fmt.Errorf("claim first response of %s: %w", sid, err)
-	}
-	return n == 1, nil
+// addClaimFirstResponse queues, on pipe, the claim of a session's first response: the
+// command's value is 1 exactly once per session, for its first agent message.
+func (s *stateStore) addClaimFirstResponse(ctx context.Context, pipe redis.Pipeliner, sid string) *redis.IntCmd {
+	return pipe.HIncrBy(ctx, stateKey(sid), "fr", 1)
 }
 
 // summaries reads the summaries of sids in one round trip (see SessionSummary);
@@ -266,7 +263,7 @@ const (
 // recentAfter serves messages after afterSeq from the recent buffer. It returns why
 // it cannot answer (missEmpty, missOlder, missHole), or "" with the answer. When the
 // buffer simply ends, the run up to its end is the answer, possibly empty: later
-// messages are sequenced but still being persisted, and reach readers live when they
+// messages are sequenced but not yet fanned out, and reach readers live when they
 // are.
 //
 // An empty buffer answers too when the stored watermark is at or below afterSeq:
