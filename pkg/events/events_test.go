@@ -92,6 +92,20 @@ func newProducer(tb testing.TB, brokers []string, topic string, partitions int) 
 	return p
 }
 
+// publishValues publishes one record per value to topic, one publish each.
+func publishValues(t *testing.T, p *events.Producer, topic string, values ...string) {
+	t.Helper()
+	for _, v := range values {
+		env, err := events.NewEnvelope("test", "test", "k", wrapperspb.String(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Publish(context.Background(), events.Record{Topic: topic, Envelope: env}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // assertKeyOrder fails the test when a key's records were consumed out of publish order.
 func assertKeyOrder(t *testing.T, rec *recorder) {
 	t.Helper()
@@ -466,18 +480,7 @@ func TestStillOwnerEndsWithTheGeneration(t *testing.T) {
 	brokers := testdeps.Kafka(t)
 	rt := apptest.Runtime(t)
 	ctx := context.Background()
-	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "owner", Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	p := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
-	defer p.Close()
-	env, err := events.NewEnvelope("test", "test", "k", wrapperspb.String("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Publish(ctx, events.Record{Topic: "owner", Envelope: env}); err != nil {
-		t.Fatal(err)
-	}
+	publishValues(t, newProducer(t, brokers, "owner", 1), "owner", "x")
 	during, release, after := make(chan bool, 1), make(chan struct{}), make(chan bool, 1)
 	var once sync.Once
 	h := events.HandlerFunc(func(hctx context.Context, _ events.Batch) error {
@@ -571,11 +574,7 @@ func TestPipelinedBatchesOverlapAndAFailureIsHandledAgainInOrder(t *testing.T) {
 	brokers := testdeps.Kafka(t)
 	rt := apptest.Runtime(t)
 	ctx := context.Background()
-	if err := events.EnsureTopics(ctx, brokers, events.TopicSpec{Name: "pipe", Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	prod := events.NewProducer(brokers, rt.Metrics, rt.Tracer)
-	defer prod.Close()
+	prod := newProducer(t, brokers, "pipe", 1)
 	const n = 300
 	h := &pipeliner{done: map[int64]bool{}, failAt: 150, slowFirstMs: 300}
 	cctx, stop := context.WithCancel(ctx)
@@ -583,13 +582,7 @@ func TestPipelinedBatchesOverlapAndAFailureIsHandledAgainInOrder(t *testing.T) {
 	finished := make(chan error, 1)
 	go func() { finished <- c.Run(cctx) }()
 	for i := range n {
-		env, err := events.NewEnvelope("test", "test", "k", wrapperspb.String(fmt.Sprint(i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := prod.Publish(ctx, events.Record{Topic: "pipe", Envelope: env}); err != nil {
-			t.Fatal(err)
-		}
+		publishValues(t, prod, "pipe", fmt.Sprint(i))
 		if i < 20 {
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -625,15 +618,7 @@ func TestPipelinedBatchesOverlapAndAFailureIsHandledAgainInOrder(t *testing.T) {
 	}
 
 	// Everything was committed: a new member of the group gets only new records.
-	for i := range 5 {
-		env, err := events.NewEnvelope("test", "test", "k", wrapperspb.String(fmt.Sprint(n+i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := prod.Publish(ctx, events.Record{Topic: "pipe", Envelope: env}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishValues(t, prod, "pipe", "new 1", "new 2", "new 3", "new 4", "new 5")
 	h2 := &pipeliner{done: map[int64]bool{}, failAt: -1}
 	cctx2, stop2 := context.WithCancel(ctx)
 	c2 := events.NewConsumer(events.ConsumerConfig{Brokers: brokers, GroupID: "pipe", Topics: []string{"pipe"}}, h2, rt.Logger, rt.Metrics, rt.Tracer)
