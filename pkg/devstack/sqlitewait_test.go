@@ -15,6 +15,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"golang.org/x/sync/errgroup"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -234,21 +235,18 @@ func TestFerretDBWritersWaitInGo(t *testing.T) {
 	before := writeLock.waits.Load()
 	withMongo(t, m.URI(), func(c *mongo.Client) {
 		coll := c.Database("devstack").Collection("contended")
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
+		var g errgroup.Group
 		for w := range writers {
-			wg.Go(func() {
+			g.Go(func() error {
 				for i := range perWriter {
 					if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("%d-%d", w, i)}}); err != nil {
-						errs <- err
-						return
+						return err
 					}
 				}
+				return nil
 			})
 		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+		if err := g.Wait(); err != nil {
 			t.Fatal(err)
 		}
 		n, err := coll.CountDocuments(ctx, bson.D{})

@@ -57,36 +57,25 @@ func (s *Service) HandleBatch(ctx context.Context, b events.Batch) error {
 // predecessor failed fails too, without moving a stored watermark past messages that
 // are not stored.
 func (s *Service) StartBatch(ctx context.Context, b events.Batch) (<-chan error, error) {
+	w, err := s.startWrite(ctx, b)
+	if err != nil {
+		// The consumer waits for the batches before this one and handles it again.
+		return nil, err
+	}
+	done := make(chan error, 1)
+	if w == nil {
+		done <- nil
+		return done, nil
+	}
+	mine := &link{ordered: make(chan struct{})}
 	s.chainMu.Lock()
 	if s.chains == nil {
 		s.chains = map[int]*link{}
 	}
 	prev := s.chains[b.Partition]
-	mine := &link{ordered: make(chan struct{})}
 	s.chains[b.Partition] = mine
 	s.chainMu.Unlock()
-	w, err := s.startWrite(ctx, b)
-	if err != nil {
-		// The consumer waits for the batches before this one and handles it again.
-		mine.err = err
-		close(mine.ordered)
-		return nil, err
-	}
-	done := make(chan error, 1)
-	go func() {
-		if w != nil {
-			done <- w.finish(ctx, prev, mine)
-			return
-		}
-		var err error
-		if prev != nil {
-			<-prev.ordered
-			err = prev.err
-		}
-		mine.err = err
-		close(mine.ordered)
-		done <- err
-	}()
+	go func() { done <- w.finish(ctx, prev, mine) }()
 	return done, nil
 }
 
@@ -149,12 +138,6 @@ func (s *Service) startWrite(ctx context.Context, b events.Batch) (*write, error
 // Redis step is done.
 func (w *write) finish(ctx context.Context, prev, mine *link) error {
 	s := w.s
-	ordered := func(err error) {
-		if mine != nil {
-			mine.err = err
-			close(mine.ordered)
-		}
-	}
 	err := s.persist(ctx, w.bySession)
 	persisted := time.Now()
 	s.metrics.stages.WithLabelValues("persist").Observe(persisted.Sub(w.fanned).Seconds())
@@ -164,12 +147,19 @@ func (w *write) finish(ctx context.Context, prev, mine *link) error {
 			err = fmt.Errorf("an earlier batch of the partition failed: %w", prev.err)
 		}
 	}
+	delivering := time.Now()
+	var records []events.Record
+	var claims []firstResponse
 	if err == nil {
-		delivering := time.Now()
-		err = s.deliver(ctx, w.order, w.late, w.bySession, w.states, ordered)
+		records, claims, err = s.deliverInRedis(ctx, w.order, w.late, w.bySession, w.states)
+	}
+	if mine != nil {
+		mine.err = err
+		close(mine.ordered)
+	}
+	if err == nil {
+		err = s.deliverElsewhere(ctx, records, claims)
 		s.metrics.stages.WithLabelValues("deliver").Observe(time.Since(delivering).Seconds())
-	} else {
-		ordered(err)
 	}
 	if err != nil {
 		s.storedSeqs.forget(w.order)
@@ -381,25 +371,24 @@ func (s *Service) addFanOut(ctx context.Context, pipe redis.Pipeliner, sids []st
 	return nil
 }
 
-// deliver runs once the batch is stored. Its Redis step, in one round trip, fans out
-// the sessions in late (those not fanned out before the insert), moves every
-// session's stored watermark and claims first responses; ordered is called right
-// after it (with its error), since the Redis steps of a partition's batches must
-// follow each other. Then, concurrently, it records the first responses it claimed
-// and publishes message_created.
-func (s *Service) deliver(ctx context.Context, order, late []string, bySession map[string][]*pending, states map[string]seqResult, ordered func(error)) error {
+// firstResponse is a session's first agent message, claimed in Redis.
+type firstResponse struct {
+	sid   string
+	at    time.Time
+	claim *redis.IntCmd // won when its value is 1
+}
+
+// deliverInRedis is the first step of delivering a stored batch, one Redis round trip
+// that the partition's batches take in order: it fans out the sessions in late (those
+// not fanned out before the insert), moves every session's stored watermark and claims
+// first responses. It returns the batch's message_created records and the claims.
+func (s *Service) deliverInRedis(ctx context.Context, order, late []string, bySession map[string][]*pending, states map[string]seqResult) ([]events.Record, []firstResponse, error) {
 	pipe := s.deps.Redis.Pipeline()
 	var records []events.Record
-	type claim struct {
-		sid string
-		at  time.Time
-		n   *redis.IntCmd
-	}
-	var claims []claim
+	var claims []firstResponse
 	touch(ctx, pipe, time.Now(), order...)
 	if err := s.addFanOut(ctx, pipe, late, bySession, states); err != nil {
-		ordered(err)
-		return err
+		return nil, nil, err
 	}
 	for _, sid := range order {
 		ps, ok := bySession[sid]
@@ -418,8 +407,7 @@ func (s *Service) deliver(ctx context.Context, order, late []string, bySession m
 				Sender: &eventsv1.Sender{Type: p.msg.Sender.Type, Id: p.msg.Sender.ID}, Text: p.msg.Text, CreatedAt: timestamppb.New(p.msg.CreatedAt), Event: p.msg.Event,
 			}})
 			if err != nil {
-				ordered(err)
-				return err
+				return nil, nil, err
 			}
 			env.Id = events.StableID(fmt.Sprintf("%s:%s:%d", events.TypeMessageCreated, sid, p.msg.Seq))
 			records = append(records, events.Record{Topic: events.TopicEvents, Envelope: env})
@@ -427,7 +415,7 @@ func (s *Service) deliver(ctx context.Context, order, late []string, bySession m
 			// the claim still decides, once, between racing writers.
 			if p.msg.Sender.Type == frames.SenderAgent && !responded {
 				responded = true
-				claims = append(claims, claim{sid: sid, at: p.msg.CreatedAt, n: s.state.addClaimFirstResponse(ctx, pipe, sid)})
+				claims = append(claims, firstResponse{sid: sid, at: p.msg.CreatedAt, claim: s.state.addClaimFirstResponse(ctx, pipe, sid)})
 			}
 		}
 		// Fresh messages carry the session's newest seqs, and persist stored them.
@@ -435,20 +423,21 @@ func (s *Service) deliver(ctx context.Context, order, late []string, bySession m
 			pipe.Set(ctx, storedKey(sid), last.msg.Seq, s.cfg.StateTTL)
 		}
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil {
-		err = fmt.Errorf("fan out batch: %w", err)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("fan out batch: %w", err)
 	}
-	ordered(err)
-	if err != nil {
-		return err
-	}
-	// The events and the first responses are independent: do both at once.
+	return records, claims, nil
+}
+
+// deliverElsewhere is the rest of delivering a stored batch, which needs no order
+// between batches: it publishes message_created and, at the same time, records the
+// first responses claimed.
+func (s *Service) deliverElsewhere(ctx context.Context, records []events.Record, claims []firstResponse) error {
 	published := make(chan error, 1)
 	go func() { published <- s.deps.Producer.Publish(ctx, records...) }()
 	var markErr error
 	for _, c := range claims {
-		if c.n.Val() == 1 {
+		if c.claim.Val() == 1 {
 			if markErr = s.repo.markFirstResponse(ctx, c.sid, c.at); markErr != nil {
 				break
 			}
