@@ -33,6 +33,13 @@
 // host with less than 2 GiB available): a run of a few minutes at thousands of messages
 // per second then never collects, at the price of a peak RSS of a GiB or two.
 //
+// For the same reason its sockets are opened lean: a WebSocket handshake goes over a
+// connection dialled for it, one write and one read (internal/load/upgrade.go),
+// rather than through net/http's transport, whose goroutines and buffers per
+// connection are thrown away once it is a socket. After a restart the tool reopens
+// thousands of sockets within a second or two, and what each costs it is taken from
+// the restarted process it measures.
+//
 // The integration tests in this package build helmdesk and run the tool against both
 // layouts, with chaos on the split one. See cmd/loadtest for usage.
 package loadtest

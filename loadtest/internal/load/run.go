@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (*report.Report, error) {
 	defer transport.CloseIdleConnections()
 	r.api = client.New(r.url)
 	r.api.HTTP = &http.Client{
-		Transport: transport,
+		Transport: &upgradeTransport{base: transport, dialer: target.LoopbackDialer()},
 		Timeout:   30 * time.Second,
 		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 			return target.CheckLoopback(req.URL.String())
