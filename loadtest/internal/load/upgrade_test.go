@@ -19,6 +19,12 @@ import (
 	"github.com/helmdesk/helmdesk/pkg/client"
 )
 
+// acceptKey is the Sec-WebSocket-Accept a server answers key with (RFC 6455, 4.2.2).
+func acceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
 // upgradeClient is the tool's API client for base, as Run sets it up.
 func upgradeClient(base string) *client.Client {
 	api := client.New(base)
@@ -39,11 +45,10 @@ func TestUpgradeTransportKeepsFramesThatCameWithTheResponse(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 		// The 101 and two text frames in one write, as the gateway sends a greeting:
 		// the frames arrive in the reader that parsed the response.
 		out := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n" +
+			"Sec-WebSocket-Accept: " + acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n" +
 			"\x81\x0c{\"type\":\"a\"}" + "\x81\x0c{\"type\":\"b\"}"
 		if _, err := conn.Write([]byte(out)); err != nil {
 			t.Errorf("write: %v", err)
@@ -220,9 +225,8 @@ func handshakeServer(ln net.Listener) {
 			if err != nil {
 				return
 			}
-			sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 			_, _ = c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-				"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n"))
+				"Sec-WebSocket-Accept: " + acceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"))
 			_, _ = io.Copy(io.Discard, c)
 		}()
 	}
